@@ -1,0 +1,15 @@
+"""Built-in tasks: each a card from `rag_bench_tasks` plus the builder that implements it."""
+
+from rag_bench import hookimpl
+from rag_bench.task import TaskCard, TaskDefinition
+from rag_bench_tasks import card_path
+
+from . import nq_5k
+
+BUILDERS = {"nq_5k": nq_5k.build}
+
+
+@hookimpl
+def register_tasks(register):
+    for name, build in BUILDERS.items():
+        register(TaskDefinition(TaskCard.from_yaml(card_path(name)), build))

@@ -1,0 +1,163 @@
+"""The `rag-bench` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import RagBenchError
+from .params import parse_assignments
+from .summary import metrics_table, table
+
+
+class ErrorHandlingGroup(click.Group):
+    """Print a user error in one line and exit 1; tracebacks are kept for bugs."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RagBenchError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=ErrorHandlingGroup)
+@click.version_option(package_name="rag-bench")
+def cli():
+    """Benchmark evidence providers for open-domain QA under one reader and one set of metrics."""
+
+
+def _ks(value: str | None) -> tuple[int, ...] | None:
+    if not value:
+        return None
+    try:
+        return tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise RagBenchError(f"-k {value!r}: expected comma-separated integers, e.g. -k 1,5,20") from None
+
+
+def default_reader() -> str:
+    """openai:gpt-4o-mini when a key is set and the openai reader is installed, else none."""
+    from .registry import registry
+
+    if os.environ.get("OPENAI_API_KEY") and "openai" in registry().readers.entries:
+        return "openai:gpt-4o-mini"
+    click.echo("rag-bench: no reader LLM configured (set OPENAI_API_KEY or pass --reader); reporting evidence-only metrics.", err=True)
+    return "none"
+
+
+@cli.command()
+@click.option("--provider", "-p", required=True, help="Evidence provider name (see `rag-bench plugins`).")
+@click.option("--task", "-t", required=True, help="Task name (see `rag-bench tasks`).")
+@click.option("--split", default=None, help="Split to score (default: the task card's, usually test).")
+@click.option("--limit", type=int, default=None, help="Score only the first N questions of the split.")
+@click.option("-k", "ks", default=None, help="Cut-offs, comma-separated (default: the task card's, e.g. 1,5,20).")
+@click.option("-P", "provider_params", multiple=True, metavar="KEY=VALUE", help="Provider setting; repeatable.")
+@click.option("--reader", default=None, help="Reader, NAME or NAME:MODEL (default: openai:gpt-4o-mini with OPENAI_API_KEY set, else none).")
+@click.option("-R", "reader_params", multiple=True, metavar="KEY=VALUE", help="Reader setting; repeatable.")
+@click.option("--judges", default="", help="Opt-in judge metrics, comma-separated (e.g. ragas,ragchecker).")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Questions per provide/read call.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
+@click.option("--overwrite", is_flag=True, help="Discard an earlier run of this configuration and start fresh.")
+def run(provider, task, split, limit, ks, provider_params, reader, reader_params, judges, batch_size, seed, runs_dir, overwrite):
+    """Score PROVIDER on TASK; re-running the same command resumes where it stopped."""
+    from .runner import RunConfig, execute, split_reader_spec
+
+    reader_spec = reader or default_reader()
+    reader_name, reader_settings = split_reader_spec(reader_spec)
+    reader_settings.update(parse_assignments(reader_params))
+    cfg = RunConfig(
+        provider=provider,
+        task=task,
+        split=split,
+        limit=limit,
+        ks=_ks(ks),
+        provider_params=parse_assignments(provider_params),
+        reader=reader_name,
+        reader_params=reader_settings,
+        judges=tuple(j.strip() for j in judges.split(",") if j.strip()),
+        batch_size=batch_size,
+        seed=seed,
+        runs_dir=runs_dir,
+        overwrite=overwrite,
+    )
+    result = execute(cfg, argv=["rag-bench", *sys.argv[1:]])
+    counts = result.metrics["counts"]
+    click.echo(f"\n{provider} on {task}/{result.metrics['run']['split']} ({counts['questions']} questions, "
+               f"{counts['failed']} failed; {result.computed} computed now) -> {result.path}")
+    click.echo(metrics_table(result.metrics))
+
+
+@cli.command()
+def plugins():
+    """List plugins, the hooks they implement and the distribution that provides them."""
+    from .plugins import plugin_infos
+    from .registry import registry
+
+    reg = registry()
+    provided: dict[str, list[str]] = {}
+    for label, kind in (("provider", reg.providers), ("task", reg.tasks), ("reader", reg.readers), ("metric", reg.metrics)):
+        for entry in kind.entries.values():
+            provided.setdefault(entry.plugin, []).append(f"{label}:{entry.name}")
+    rows = []
+    for info in plugin_infos():
+        dist = f"{info.distribution} {info.version}" if info.distribution else "-"
+        status = f"BROKEN: {info.error}" if info.error else ", ".join(sorted(provided.get(info.name, [])))
+        rows.append([info.name, dist, ", ".join(info.hooks) or "-", status])
+    click.echo(table(["plugin", "distribution", "hooks", "registers"], rows))
+
+
+@cli.command()
+def tasks():
+    """List registered tasks with version, splits and default k."""
+    from .registry import registry
+
+    rows = []
+    for name in registry().tasks.names():
+        entry = registry().tasks.entries[name]
+        card = entry.value.card
+        rows.append([name, card.version, ",".join(card.splits), ",".join(map(str, card.k)), entry.plugin, card.description[:60]])
+    click.echo(table(["task", "version", "splits", "k", "plugin", "description"], rows))
+
+
+@cli.command()
+@click.option("--task", "-t", "task_name", required=True)
+@click.option("--provider", "-p", default=None, help="Also build this provider's state (index, memory).")
+@click.option("-P", "provider_params", multiple=True, metavar="KEY=VALUE")
+@click.option("--force", is_flag=True, help="Rebuild the task from its sources even if prepared.")
+def prepare(task_name, provider, provider_params, force):
+    """Prepare a task (verify sources, build corpus/queries/qrels) and optionally a provider's state."""
+    from .runner import build_provider, prepare_provider
+    from .task_store import load_task
+
+    provider_obj = build_provider(provider, parse_assignments(provider_params)) if provider else None
+    task = load_task(task_name, force=force)
+    counts = {split: len(task.split(split)) for split in task.card.splits}
+    click.echo(f"{task.name} v{task.version}: {len(task.corpus)} passages, questions {counts} -> {task.path}")
+    if provider_obj is not None:
+        info = prepare_provider(provider, provider_obj, task)
+        state = "reused" if info["reused_cache"] else "built"
+        click.echo(f"{provider}: state {state} in {info['prepare_s']:.1f}s -> {info['workdir']}")
+        provider_obj.close()
+
+
+def _load_plugin_commands() -> None:
+    from .plugins import plugin_manager
+
+    try:
+        plugin_manager().hook.register_commands(cli=cli)
+    except Exception as exc:  # one broken plugin command must not break the CLI
+        click.echo(f"rag-bench: warning: a plugin's register_commands failed: {exc}", err=True)
+
+
+def main() -> None:
+    _load_plugin_commands()
+    cli(prog_name="rag-bench")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+"""The one exception type for problems a user can cause and fix."""
+
+
+class RagBenchError(Exception):
+    """An error caused by input, configuration or environment.
+
+    The message says what went wrong and what to do about it; the CLI prints it
+    without a traceback and exits non-zero. Bugs raise anything else.
+    """

@@ -1,0 +1,68 @@
+"""Hook specifications: the whole plugin interface of rag-bench.
+
+A plugin is a module (or object) with functions named after these hooks and
+decorated with ``rag_bench.hookimpl``, exposed through the ``rag_bench``
+entry-point group in the plugin distribution's ``pyproject.toml``::
+
+    [project.entry-points.rag_bench]
+    my_plugin = "my_package.plugin"
+
+The built-in providers, tasks, readers and metrics are registered exactly
+this way, from ``rag_bench_plugins``.
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("rag_bench")
+hookimpl = pluggy.HookimplMarker("rag_bench")
+
+
+@hookspec
+def register_providers(register):
+    """Register evidence providers.
+
+    Call ``register(name, provider_class)`` once per provider, where
+    `provider_class` subclasses ``rag_bench.provider.EvidenceProvider``.
+    `name` is what users pass to ``rag-bench run --provider NAME``.
+    """
+
+
+@hookspec
+def register_tasks(register):
+    """Register tasks.
+
+    Call ``register(task_definition)`` with a ``rag_bench.task.TaskDefinition``:
+    a task card (YAML, see ``tasks/nq_5k.yaml``) plus the function that builds
+    the corpus and questions from the card's verified source files.
+    """
+
+
+@hookspec
+def register_readers(register):
+    """Register readers.
+
+    Call ``register(name, reader_class)`` where `reader_class` subclasses
+    ``rag_bench.reader.Reader``; users pick it with ``--reader NAME``
+    (``--reader NAME:MODEL`` passes MODEL as the `model` setting).
+    """
+
+
+@hookspec
+def register_metrics(register):
+    """Register metrics.
+
+    Call ``register(name, metric)`` with a ``rag_bench.metric.Metric``
+    instance. Every registered metric runs on every finished run unless it
+    is opt-in (``metric.opt_in = True``), which users select with
+    ``--judges NAME,...``. A metric that does not apply to a run (no reader
+    answers, no gold evidence) returns nothing for it.
+    """
+
+
+@hookspec
+def register_commands(cli):
+    """Add commands to the ``rag-bench`` command line.
+
+    `cli` is the top-level ``click.Group``; decorate new commands with
+    ``@cli.command()`` or add groups with ``cli.add_command(...)``.
+    """

@@ -1,0 +1,46 @@
+"""What a manifest records about the software and machine (MTEB-style revisions in every result)."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .plugins import plugin_infos
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def git_revision(path: Path | None = None) -> dict[str, Any] | None:
+    """Commit and dirty flag of the git checkout holding rag-bench's source, if it is one."""
+    where = path or Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where, capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": rev, "dirty": bool(dirty)}
+
+
+def software() -> dict[str, Any]:
+    return {
+        "rag_bench": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "git": git_revision(),
+        "plugins": {
+            info.name: {"distribution": info.distribution, "version": info.version, "error": info.error}
+            for info in plugin_infos()
+        },
+    }

@@ -1,0 +1,65 @@
+"""The interface of metrics and the numbers they produce."""
+
+from __future__ import annotations
+
+from abc import ABC
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+
+from .types import Question
+
+if TYPE_CHECKING:
+    from .task import Task
+
+
+@dataclass
+class RunContext:
+    """What a metric may know about the run it scores.
+
+    `efficiency` holds run-level measurements: ``prepare_s``,
+    ``footprint_bytes`` (by part), ``peak_rss_bytes``.
+    """
+
+    task: "Task"
+    split: str
+    ks: tuple[int, ...]
+    provider: str
+    reader: str
+    reader_answers: bool
+    efficiency: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Aggregate:
+    """One aggregate figure: `value`, its 95% interval (None where one measurement has none) and `n`."""
+
+    value: float
+    ci95: tuple[float, float] | None
+    n: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, "ci95": list(self.ci95) if self.ci95 else None, "n": self.n}
+
+
+class Metric(ABC):
+    """Scores a finished run.
+
+    Override `score_one` (or `score`, to batch, e.g. for LLM judges) to
+    return per-question values; the harness averages each name over the
+    questions that have it, with a bootstrap 95% interval. Override
+    `run_level` for figures that are not means (percentiles, storage).
+    Return nothing for questions or runs the metric does not apply to.
+    """
+
+    description: ClassVar[str] = ""
+    #: Opt-in metrics (costly judges) run only when named with --judges.
+    opt_in: ClassVar[bool] = False
+
+    def score(self, records: Sequence[dict[str, Any]], questions: Sequence[Question], ctx: RunContext) -> list[dict[str, float]]:
+        return [self.score_one(record, question, ctx) for record, question in zip(records, questions)]
+
+    def score_one(self, record: dict[str, Any], question: Question, ctx: RunContext) -> dict[str, float]:
+        return {}
+
+    def run_level(self, records: Sequence[dict[str, Any]], ctx: RunContext) -> dict[str, Aggregate]:
+        return {}

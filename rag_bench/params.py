@@ -1,0 +1,89 @@
+"""Turn `-P key=value` strings into a plugin's typed settings dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from typing import Any
+
+from .errors import RagBenchError
+
+
+@dataclasses.dataclass(frozen=True)
+class NoParams:
+    """Settings of a plugin that takes none."""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _convert(owner: str, key: str, raw: Any, kind: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    origin = typing.get_origin(kind)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        options = [a for a in typing.get_args(kind) if a is not type(None)]
+        if raw.lower() in {"none", "null", ""} and len(options) < len(typing.get_args(kind)):
+            return None
+        kind = options[0]
+    try:
+        if kind is bool:
+            if raw.lower() in _TRUE:
+                return True
+            if raw.lower() in _FALSE:
+                return False
+            raise ValueError(raw)
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if typing.get_origin(kind) in (tuple, list):
+            item = typing.get_args(kind)[0] if typing.get_args(kind) else str
+            return tuple(_convert(owner, key, part.strip(), item) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise RagBenchError(f"{owner}: -P {key}={raw!r} is not a valid {getattr(kind, '__name__', kind)}") from None
+    return raw
+
+
+def parse_params(params_type: type, raw: dict[str, Any], owner: str) -> Any:
+    """Build `params_type` (a dataclass) from user strings, with one clear error per bad key."""
+    fields = {f.name: f for f in dataclasses.fields(params_type)}
+    hints = typing.get_type_hints(params_type)
+    values = {}
+    for key, value in raw.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=3)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            known = ", ".join(sorted(fields)) or "none"
+            raise RagBenchError(f"{owner} has no setting {key!r}.{hint} Its settings: {known}.")
+        values[key] = _convert(owner, key, value, hints[key])
+    try:
+        return params_type(**values)
+    except (TypeError, ValueError) as exc:
+        raise RagBenchError(f"{owner}: {exc}") from None
+
+
+def parse_assignments(pairs: typing.Iterable[str]) -> dict[str, str]:
+    """Split `key=value` strings from the command line."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise RagBenchError(f"-P {pair!r}: expected key=value, e.g. -P k1=0.9")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def params_to_dict(params: Any) -> dict[str, Any]:
+    """JSON-ready settings (tuples become lists) for manifests and fingerprints."""
+    return json_ready(dataclasses.asdict(params))
+
+
+def json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value

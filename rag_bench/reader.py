@@ -1,0 +1,40 @@
+"""The interface of readers: question + evidence texts -> answer."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Sequence
+
+from .params import NoParams, params_to_dict
+from .types import Question, ReaderAnswer
+
+
+class Reader(ABC):
+    """Turns a question and its evidence into a short answer.
+
+    Every provider in a comparison is read by the same reader, so answer
+    metrics differ only by the evidence. Declare settings in `Params`;
+    `settings()` goes into the manifest and must never include secrets.
+    """
+
+    Params: ClassVar[type] = NoParams
+    description: ClassVar[str] = ""
+    #: False for readers that produce no answers (answer metrics are skipped).
+    answers: ClassVar[bool] = True
+
+    def __init__(self, params: Any = None):
+        self.params = params if params is not None else self.Params()
+
+    def settings(self) -> dict[str, Any]:
+        """Settings recorded in the manifest; override to drop secrets."""
+        return params_to_dict(self.params)
+
+    def preflight(self) -> None:
+        """Fail fast, before the question loop, on a bad key, endpoint or model."""
+
+    @abstractmethod
+    def read(self, questions: Sequence[Question], evidence: Sequence[Sequence[str]]) -> list[ReaderAnswer]:
+        """Answer each question from its evidence texts; one `ReaderAnswer` per question, in order."""
+
+    def close(self) -> None:
+        """Release connections or models."""

@@ -1,0 +1,94 @@
+"""A run directory: manifest.json, records.jsonl (append-only, flushed per batch), metrics.json.
+
+Records are appended and fsync'd per batch. A run killed mid-write leaves at
+most one partial last line, which `read_records` trims. The latest record
+for a question wins, so a failed question retried on resume replaces its
+failed record. metrics.json exists only once a run has finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import RagBenchError
+from .jsonl import dumps, write_json_atomic
+
+MANIFEST = "manifest.json"
+RECORDS = "records.jsonl"
+METRICS = "metrics.json"
+
+
+class RunDir:
+    """One run's folder on disk."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST
+
+    @property
+    def records_path(self) -> Path:
+        return self.path / RECORDS
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    def exists(self) -> bool:
+        return self.manifest_path.is_file()
+
+    def read_manifest(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RagBenchError(f"{self.manifest_path}: unreadable ({exc}); rerun with --overwrite to start fresh") from None
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        write_json_atomic(self.manifest_path, manifest)
+
+    def reset(self) -> None:
+        """Remove everything of an earlier run in this folder."""
+        if self.path.exists():
+            shutil.rmtree(self.path)
+
+    def read_records(self) -> dict[str, dict[str, Any]]:
+        """The latest record per question id; trims a partial last line left by a crash."""
+        latest: dict[str, dict[str, Any]] = {}
+        if not self.records_path.is_file():
+            return latest
+        with open(self.records_path, "rb") as fh:
+            data = fh.read()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):  # the tail of a write that never finished
+            with open(self.records_path, "r+b") as fh:
+                fh.truncate(end)
+        for number, line in enumerate(data[:end].decode("utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                raise RagBenchError(
+                    f"{self.records_path}:{number}: corrupted record; rerun with --overwrite to start fresh"
+                ) from None
+            latest[record["qid"]] = record
+        return latest
+
+    def append_records(self, records: Iterable[dict[str, Any]]) -> None:
+        with open(self.records_path, "a", encoding="utf-8", newline="\n") as fh:
+            for record in records:
+                fh.write(dumps(record) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        write_json_atomic(self.metrics_path, metrics)
+
+    def clear_metrics(self) -> None:
+        self.metrics_path.unlink(missing_ok=True)

@@ -1,0 +1,318 @@
+"""`rag-bench run`: provider x task x split x reader -> a resumable run directory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from tqdm.auto import tqdm
+
+from .errors import RagBenchError
+from .evaluate import compute_metrics
+from .jsonl import dumps, write_json_atomic
+from .manifest import now, software
+from .metric import RunContext
+from .params import json_ready, parse_params
+from .paths import cache_dir
+from .plugins import warn_about_broken_plugins
+from .provider import EvidenceProvider
+from .reader import Reader
+from .registry import registry
+from .run_dir import RunDir
+from .task import Task
+from .task_store import load_task
+from .types import Question
+
+PREPARED_MARKER = ".rag_bench_prepared.json"
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run; equal configs share a run directory."""
+
+    provider: str
+    task: str
+    split: str | None = None
+    limit: int | None = None
+    ks: tuple[int, ...] | None = None
+    provider_params: dict[str, str] = field(default_factory=dict)
+    reader: str = "none"
+    reader_params: dict[str, str] = field(default_factory=dict)
+    judges: tuple[str, ...] = ()
+    batch_size: int = 32
+    seed: int = 0
+    runs_dir: Path = Path("runs")
+    overwrite: bool = False
+
+
+def split_reader_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """`openai:gpt-4o-mini` -> ("openai", {"model": "gpt-4o-mini"})."""
+    name, sep, model = spec.partition(":")
+    return name, ({"model": model} if sep and model else {})
+
+
+def build_provider(name: str, raw_params: dict[str, str]) -> EvidenceProvider:
+    cls = registry().providers.get(name)
+    return cls(parse_params(cls.Params, raw_params, f"provider {name}"))
+
+
+def build_reader(name: str, raw_params: dict[str, str]) -> Reader:
+    cls = registry().readers.get(name)
+    return cls(parse_params(cls.Params, raw_params, f"reader {name}"))
+
+
+def provider_workdir(provider_name: str, provider: EvidenceProvider, task: Task) -> Path:
+    """Cache folder for a provider's state, keyed by everything that state depends on."""
+    key = dumps(
+        {
+            "provider": provider_name,
+            "provider_version": provider.version,
+            "settings": provider.settings(),
+            "task": task.name,
+            "task_version": task.version,
+            "task_files": task.files_sha256,
+        }
+    )
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+    return cache_dir() / "providers" / provider_name / f"{task.name}-v{task.version}-{digest}"
+
+
+def prepare_provider(provider_name: str, provider: EvidenceProvider, task: Task) -> dict[str, Any]:
+    """Run `provider.prepare` and return its timing; the first build's time is kept beside the state."""
+    workdir = provider_workdir(provider_name, provider, task)
+    workdir.mkdir(parents=True, exist_ok=True)
+    marker = workdir / PREPARED_MARKER
+    start = time.perf_counter()
+    provider.prepare(task, workdir)
+    elapsed = time.perf_counter() - start
+    if marker.is_file():
+        import json
+
+        built = json.loads(marker.read_text(encoding="utf-8"))
+        return {"prepare_s": elapsed, "build_s": built["build_s"], "reused_cache": True, "workdir": str(workdir)}
+    write_json_atomic(marker, {"build_s": elapsed, "built_at": now()})
+    return {"prepare_s": elapsed, "build_s": elapsed, "reused_cache": False, "workdir": str(workdir)}
+
+
+def config_hash(cfg: RunConfig, provider: EvidenceProvider, reader: Reader, task: Task, split: str, ks: Sequence[int]) -> str:
+    key = {
+        "provider": cfg.provider,
+        "provider_version": provider.version,
+        "provider_settings": provider.settings(),
+        "task": task.name,
+        "task_version": task.version,
+        "task_files": task.files_sha256,
+        "split": split,
+        "limit": cfg.limit,
+        "ks": list(ks),
+        "reader": cfg.reader,
+        "reader_settings": reader.settings(),
+        "seed": cfg.seed,
+    }
+    return hashlib.sha256(dumps(key).encode("utf-8")).hexdigest()[:12]
+
+
+def run_dir_for(cfg: RunConfig, digest: str, split: str) -> Path:
+    reader = cfg.reader.replace(":", "-").replace("/", "_")
+    return cfg.runs_dir / cfg.task / f"{cfg.provider}__{split}__{reader}__{digest}"
+
+
+def check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise RagBenchError(f"cannot write to the runs directory {folder}: {exc.strerror}; pass --runs-dir DIR") from None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:
+        pass
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def resolve_ks(cfg: RunConfig, task: Task) -> tuple[int, ...]:
+    ks = tuple(sorted(set(cfg.ks or task.card.k)))
+    if not ks or ks[0] < 1:
+        raise RagBenchError(f"-k values must be positive integers, got {list(ks)}")
+    if ks[-1] > len(task.corpus):
+        raise RagBenchError(f"-k {ks[-1]} is larger than the corpus of {task.name} ({len(task.corpus)} passages)")
+    return ks
+
+
+def make_record(question: Question, evidence: Any, answer: Any, provide_ms: float, read_ms: float) -> dict[str, Any]:
+    timings = {"provide": provide_ms, "read": read_ms, "total": provide_ms + read_ms}
+    for stage, ms in evidence.timings_ms.items():
+        timings[f"provide.{stage}"] = ms
+    failed = answer.error is not None
+    return {
+        "qid": question.qid,
+        "question": question.text,
+        "answers": list(question.answers),
+        "gold_doc_ids": list(question.gold_doc_ids),
+        "hits": [[hit.doc_id, float(hit.score)] for hit in evidence.hits],
+        "evidence": list(evidence.evidence),
+        "provider_info": json_ready(evidence.info),
+        "answer": answer.answer,
+        "reader_error": answer.error,
+        "reader_info": json_ready(answer.info),
+        "usage": answer.usage,
+        "timings_ms": timings,
+        "status": "failed" if failed else "ok",
+    }
+
+
+@dataclass
+class RunResult:
+    path: Path
+    metrics: dict[str, Any]
+    manifest: dict[str, Any]
+    computed: int
+
+
+def execute(cfg: RunConfig, argv: Sequence[str] | None = None) -> RunResult:
+    """Run (or resume) one configuration and return its metrics."""
+    warn_about_broken_plugins()
+    if cfg.batch_size < 1:
+        raise RagBenchError("--batch-size must be at least 1")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise RagBenchError("--limit must be at least 1")
+    provider = build_provider(cfg.provider, cfg.provider_params)
+    reader = build_reader(cfg.reader, cfg.reader_params)
+    for judge in cfg.judges:
+        registry().metrics.get(judge)
+    check_writable(cfg.runs_dir)
+    task = load_task(cfg.task)
+    split = cfg.split or task.card.default_split
+    questions = task.split(split)
+    if cfg.limit is not None:
+        questions = questions[: cfg.limit]
+    if not questions:
+        raise RagBenchError(f"task {task.name} split {split!r} has no questions")
+    ks = resolve_ks(cfg, task)
+    digest = config_hash(cfg, provider, reader, task, split, ks)
+    run = RunDir(run_dir_for(cfg, digest, split))
+    if cfg.overwrite:
+        run.reset()
+    seed_everything(cfg.seed)
+
+    reader.preflight()
+    session: dict[str, Any] = {"started": now()}
+    prepare_info = prepare_provider(cfg.provider, provider, task)
+    session.update(prepare_info)
+
+    run.path.mkdir(parents=True, exist_ok=True)
+    manifest = run.read_manifest() if run.exists() else _new_manifest(cfg, provider, reader, task, split, ks, digest, argv)
+    manifest["status"] = "running"
+    manifest.setdefault("sessions", []).append(session)
+    run.clear_metrics()
+    run.write_manifest(manifest)
+
+    done = run.read_records()
+    todo = [q for q in questions if done.get(q.qid, {}).get("status") != "ok"]
+    computed = 0
+    try:
+        with tqdm(total=len(questions), initial=len(questions) - len(todo), desc=f"{cfg.provider} on {task.name}/{split}", unit="q") as bar:
+            for start in range(0, len(todo), cfg.batch_size):
+                batch = todo[start : start + cfg.batch_size]
+                t0 = time.perf_counter()
+                provided = provider.provide(batch, ks[-1])
+                provide_ms = (time.perf_counter() - t0) * 1000 / len(batch)
+                if len(provided) != len(batch):
+                    raise RuntimeError(f"provider {cfg.provider} returned {len(provided)} results for {len(batch)} questions")
+                t1 = time.perf_counter()
+                answers = reader.read(batch, [p.evidence for p in provided])
+                read_ms = (time.perf_counter() - t1) * 1000 / len(batch)
+                records = [
+                    make_record(q, ev, ans, ev.timings_ms.get("total", provide_ms), ans.info.get("latency_ms", read_ms))
+                    for q, ev, ans in zip(batch, provided, answers)
+                ]
+                run.append_records(records)
+                computed += len(batch)
+                bar.update(len(batch))
+    except BaseException as exc:
+        manifest["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        manifest["error"] = f"{type(exc).__name__}: {exc}"
+        session["ended"] = now()
+        run.write_manifest(manifest)
+        provider.close()
+        reader.close()
+        raise
+
+    session["ended"] = now()
+    session["peak_rss_bytes"] = peak_rss_bytes()
+    footprint = {key: int(value) for key, value in provider.footprint().items()}
+    latest = run.read_records()
+    records = [latest[q.qid] for q in questions]
+    first = manifest["sessions"][0]
+    ctx = RunContext(
+        task=task,
+        split=split,
+        ks=ks,
+        provider=cfg.provider,
+        reader=cfg.reader,
+        reader_answers=reader.answers,
+        efficiency={
+            "prepare_s": session["build_s"],
+            "footprint_bytes": footprint,
+            "peak_rss_bytes": max(s.get("peak_rss_bytes", 0) for s in manifest["sessions"]),
+            "num_passages": len(task.corpus),
+            "first_session": first,
+        },
+    )
+    metrics = compute_metrics(records, questions, ctx, cfg.judges)
+    metrics["run"] = {"config_hash": digest, "task": task.name, "split": split, "provider": cfg.provider, "reader": cfg.reader, "ks": list(ks)}
+    manifest.pop("error", None)
+    manifest["footprint_bytes"] = footprint
+    manifest["status"] = "complete" if metrics["counts"]["failed"] == 0 else "complete_with_failures"
+    manifest["ended"] = now()
+    run.write_metrics(metrics)
+    run.write_manifest(manifest)
+    provider.close()
+    reader.close()
+    return RunResult(run.path, metrics, manifest, computed)
+
+
+def _new_manifest(cfg, provider, reader, task, split, ks, digest, argv) -> dict[str, Any]:
+    return {
+        "config_hash": digest,
+        "command": list(argv) if argv is not None else None,
+        "created": now(),
+        "software": software(),
+        "task": {
+            "name": task.name,
+            "version": task.version,
+            "files_sha256": task.files_sha256,
+            "sources_sha256": task.source_sha256,
+            "split": split,
+            "limit": cfg.limit,
+            "questions": len(task.split(split)[: cfg.limit] if cfg.limit else task.split(split)),
+            "passages": len(task.corpus),
+        },
+        "provider": {"name": cfg.provider, "version": provider.version, "settings": provider.settings(),
+                     "plugin": registry().providers.entries[cfg.provider].plugin},
+        "reader": {"name": cfg.reader, "settings": reader.settings(), "plugin": registry().readers.entries[cfg.reader].plugin},
+        "ks": list(ks),
+        "judges": list(cfg.judges),
+        "batch_size": cfg.batch_size,
+        "seed": cfg.seed,
+    }

@@ -1,0 +1,1 @@
+"""Pure scoring functions shared by the metric plugins."""

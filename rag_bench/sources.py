@@ -1,0 +1,95 @@
+"""Find a task's raw source files: the data directory, the download cache, or the original URL.
+
+Every candidate is verified by sha256 before use. When nothing fits, the
+error lists every place looked at and what to set.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .errors import RagBenchError
+from .jsonl import sha256_content, sha256_file
+from .paths import DATA_DIR_ENV, cache_dir, data_dir
+from .task import SourceSpec
+
+DOWNLOAD_TIMEOUT_S = 60
+
+
+def matches(spec: SourceSpec, path: Path) -> bool:
+    """True when `path` is the file `spec` names: as stored locally, or as originally published."""
+    digest = sha256_file(path)
+    if digest in (spec.sha256, spec.content_sha256):
+        return True
+    return spec.content_sha256 is not None and sha256_content(path) == spec.content_sha256
+
+
+def download_path(spec: SourceSpec) -> Path:
+    return cache_dir() / "sources" / spec.sha256[:16] / Path(spec.path).name
+
+
+def locate(spec: SourceSpec, *, allow_download: bool = True) -> Path:
+    """Return a verified local path for `spec`, downloading it if needed."""
+    looked: list[str] = []
+    root = data_dir()
+    if root is not None:
+        candidate = root / spec.path
+        if candidate.is_file():
+            if matches(spec, candidate):
+                return candidate
+            looked.append(f"{candidate}: present but its sha256 differs from the card's {spec.sha256[:12]}…")
+        else:
+            looked.append(f"{candidate}: not found")
+    else:
+        looked.append(f"${DATA_DIR_ENV}: not set")
+    cached = download_path(spec)
+    if cached.is_file():
+        if matches(spec, cached):
+            return cached
+        looked.append(f"{cached}: present but its sha256 differs; deleted")
+        cached.unlink()
+    if allow_download:
+        try:
+            fetch(spec.url, cached)
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            looked.append(f"{spec.url}: download failed ({exc})")
+        else:
+            if matches(spec, cached):
+                return cached
+            cached.unlink()
+            looked.append(f"{spec.url}: downloaded, but its sha256 does not match the card")
+    advice = spec.help or (
+        f"Set {DATA_DIR_ENV} to a folder that holds {spec.path}, or allow network access to {spec.url}."
+    )
+    places = "\n  ".join(looked)
+    raise RagBenchError(f"source {spec.name!r} ({Path(spec.path).name}) not found. Looked at:\n  {places}\n{advice}")
+
+
+def fetch(url: str, dest: Path) -> None:
+    """Download `url` to `dest` with a progress bar, through a temporary file."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".part")
+    request = urllib.request.Request(url, headers={"User-Agent": "rag-bench"})
+    with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response, open(partial, "wb") as out:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}", leave=False) as bar:
+            for block in iter(lambda: response.read(1 << 16), b""):
+                out.write(block)
+                bar.update(len(block))
+    os.replace(partial, dest)
+
+
+def locate_all(specs: tuple[SourceSpec, ...]) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for spec in specs:
+        try:
+            found[spec.name] = locate(spec)
+        except RagBenchError:
+            if not spec.optional:
+                raise
+    return found
