@@ -58,18 +58,27 @@ def default_reader() -> str:
 @click.option("-P", "provider_params", multiple=True, metavar="KEY=VALUE", help="Provider setting; repeatable.")
 @click.option("--reader", default=None, help="Reader, NAME or NAME:MODEL (default: openai:gpt-4o-mini with OPENAI_API_KEY set, else none).")
 @click.option("-R", "reader_params", multiple=True, metavar="KEY=VALUE", help="Reader setting; repeatable.")
+@click.option("--reader-base-url", default=None, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (-R base_url=...).")
+@click.option("--reader-model", default=None, help="Reader model (-R model=...).")
+@click.option("--reader-concurrency", type=int, default=None, help="Reader calls in flight (-R concurrency=...).")
 @click.option("--judges", default="", help="Opt-in judge metrics, comma-separated (e.g. ragas,ragchecker).")
+@click.option("-J", "judge_params", multiple=True, metavar="KEY=VALUE", help="Judge setting (default: the reader's endpoint); repeatable.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Questions per provide/read call.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
 @click.option("--overwrite", is_flag=True, help="Discard an earlier run of this configuration and start fresh.")
-def run(provider, task, split, limit, ks, provider_params, reader, reader_params, judges, batch_size, seed, runs_dir, overwrite):
+def run(provider, task, split, limit, ks, provider_params, reader, reader_params, reader_base_url, reader_model, reader_concurrency,
+        judges, judge_params, batch_size, seed, runs_dir, overwrite):
     """Score PROVIDER on TASK; re-running the same command resumes where it stopped."""
     from .runner import RunConfig, execute, split_reader_spec
 
-    reader_spec = reader or default_reader()
+    # Naming an endpoint or a model implies the openai reader.
+    reader_spec = reader or ("openai" if reader_base_url or reader_model else default_reader())
     reader_name, reader_settings = split_reader_spec(reader_spec)
     reader_settings.update(parse_assignments(reader_params))
+    for key, value in (("base_url", reader_base_url), ("model", reader_model), ("concurrency", reader_concurrency)):
+        if value is not None:
+            reader_settings[key] = str(value)
     cfg = RunConfig(
         provider=provider,
         task=task,
@@ -80,6 +89,7 @@ def run(provider, task, split, limit, ks, provider_params, reader, reader_params
         reader=reader_name,
         reader_params=reader_settings,
         judges=tuple(j.strip() for j in judges.split(",") if j.strip()),
+        judge_params=parse_assignments(judge_params),
         batch_size=batch_size,
         seed=seed,
         runs_dir=runs_dir,
@@ -143,6 +153,11 @@ def prepare(task_name, provider, provider_params, force):
         state = "reused" if info["reused_cache"] else "built"
         click.echo(f"{provider}: state {state} in {info['prepare_s']:.1f}s -> {info['workdir']}")
         provider_obj.close()
+
+
+from .leaderboard.cli import leaderboard as _leaderboard  # noqa: E402  (click only; heavy imports are lazy)
+
+cli.add_command(_leaderboard)
 
 
 def _load_plugin_commands() -> None:

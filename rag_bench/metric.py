@@ -27,6 +27,9 @@ class RunContext:
     reader: str
     reader_answers: bool
     efficiency: dict[str, Any] = field(default_factory=dict)
+    #: The reader's manifest settings (judges reuse its endpoint) and the `-J` judge settings.
+    reader_settings: dict[str, Any] = field(default_factory=dict)
+    judge_settings: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -54,6 +57,10 @@ class Metric(ABC):
     description: ClassVar[str] = ""
     #: Opt-in metrics (costly judges) run only when named with --judges.
     opt_in: ClassVar[bool] = False
+
+    def preflight(self, ctx: RunContext) -> None:
+        """Fail fast, before the question loop, on what would break scoring later
+        (a judge's endpoint, key or model). `ctx.efficiency` is still empty here."""
 
     def score(self, records: Sequence[dict[str, Any]], questions: Sequence[Question], ctx: RunContext) -> list[dict[str, float]]:
         return [self.score_one(record, question, ctx) for record, question in zip(records, questions)]

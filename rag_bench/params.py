@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
 import typing
 from typing import Any
 
@@ -23,7 +24,7 @@ def _convert(owner: str, key: str, raw: Any, kind: Any) -> Any:
     if not isinstance(raw, str):
         return raw
     origin = typing.get_origin(kind)
-    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+    if origin in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(kind) if a is not type(None)]
         if raw.lower() in {"none", "null", ""} and len(options) < len(typing.get_args(kind)):
             return None
@@ -54,7 +55,7 @@ def parse_params(params_type: type, raw: dict[str, Any], owner: str) -> Any:
     values = {}
     for key, value in raw.items():
         if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=3)
+            close = difflib.get_close_matches(key, fields, n=3, cutoff=0.5)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
             known = ", ".join(sorted(fields)) or "none"
             raise RagBenchError(f"{owner} has no setting {key!r}.{hint} Its settings: {known}.")

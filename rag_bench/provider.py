@@ -35,6 +35,9 @@ class EvidenceProvider(ABC):
     version: ClassVar[str] = "1"
     #: One line for `rag-bench plugins`.
     description: ClassVar[str] = ""
+    #: False for closed-book providers, which can run on a task whose corpus is empty
+    #: (a task card with optional corpus sources that are missing, e.g. mirage's doc pool).
+    needs_corpus: ClassVar[bool] = True
 
     def __init__(self, params: Any = None):
         self.params = params if params is not None else self.Params()

@@ -21,6 +21,9 @@ class Reader(ABC):
     description: ClassVar[str] = ""
     #: False for readers that produce no answers (answer metrics are skipped).
     answers: ClassVar[bool] = True
+    #: Settings that change speed or robustness, not answers (e.g. concurrency): recorded
+    #: in the manifest but left out of the run's configuration hash, so a resume may change them.
+    runtime_settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: Any = None):
         self.params = params if params is not None else self.Params()

@@ -46,6 +46,7 @@ class RunConfig:
     reader: str = "none"
     reader_params: dict[str, str] = field(default_factory=dict)
     judges: tuple[str, ...] = ()
+    judge_params: dict[str, str] = field(default_factory=dict)
     batch_size: int = 32
     seed: int = 0
     runs_dir: Path = Path("runs")
@@ -86,6 +87,8 @@ def provider_workdir(provider_name: str, provider: EvidenceProvider, task: Task)
 
 def prepare_provider(provider_name: str, provider: EvidenceProvider, task: Task) -> dict[str, Any]:
     """Run `provider.prepare` and return its timing; the first build's time is kept beside the state."""
+    if provider.needs_corpus:
+        task.require_corpus(f"provider {provider_name}")
     workdir = provider_workdir(provider_name, provider, task)
     workdir.mkdir(parents=True, exist_ok=True)
     marker = workdir / PREPARED_MARKER
@@ -113,15 +116,16 @@ def config_hash(cfg: RunConfig, provider: EvidenceProvider, reader: Reader, task
         "limit": cfg.limit,
         "ks": list(ks),
         "reader": cfg.reader,
-        "reader_settings": reader.settings(),
+        "reader_settings": {k: v for k, v in reader.settings().items() if k not in reader.runtime_settings},
         "seed": cfg.seed,
     }
     return hashlib.sha256(dumps(key).encode("utf-8")).hexdigest()[:12]
 
 
-def run_dir_for(cfg: RunConfig, digest: str, split: str) -> Path:
+def run_dir_for(cfg: RunConfig, task: Task, digest: str, split: str) -> Path:
+    """`<runs>/<task>/<provider>__<split>__<reader>__<config hash>`."""
     reader = cfg.reader.replace(":", "-").replace("/", "_")
-    return cfg.runs_dir / cfg.task / f"{cfg.provider}__{split}__{reader}__{digest}"
+    return cfg.runs_dir / task.name / f"{cfg.provider}__{split}__{reader}__{digest}"
 
 
 def check_writable(folder: Path) -> None:
@@ -154,7 +158,7 @@ def resolve_ks(cfg: RunConfig, task: Task) -> tuple[int, ...]:
     ks = tuple(sorted(set(cfg.ks or task.card.k)))
     if not ks or ks[0] < 1:
         raise RagBenchError(f"-k values must be positive integers, got {list(ks)}")
-    if ks[-1] > len(task.corpus):
+    if task.corpus and ks[-1] > len(task.corpus):
         raise RagBenchError(f"-k {ks[-1]} is larger than the corpus of {task.name} ({len(task.corpus)} passages)")
     return ks
 
@@ -162,7 +166,8 @@ def resolve_ks(cfg: RunConfig, task: Task) -> tuple[int, ...]:
 def make_record(question: Question, evidence: Any, answer: Any, provide_ms: float, read_ms: float) -> dict[str, Any]:
     timings = {"provide": provide_ms, "read": read_ms, "total": provide_ms + read_ms}
     for stage, ms in evidence.timings_ms.items():
-        timings[f"provide.{stage}"] = ms
+        if stage != "total":  # a provider's own per-question total is already `provide`
+            timings[f"provide.{stage}"] = ms
     failed = answer.error is not None
     return {
         "qid": question.qid,
@@ -179,6 +184,16 @@ def make_record(question: Question, evidence: Any, answer: Any, provide_ms: floa
         "timings_ms": timings,
         "status": "failed" if failed else "ok",
     }
+
+
+def sum_usage(records: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Reader token counts (and `cost_usd` where a price is set) summed over the run's records."""
+    total: dict[str, float] = {}
+    for record in records:
+        for key, value in (record.get("usage") or {}).items():
+            if isinstance(value, (int, float)):
+                total[key] = total.get(key, 0) + value
+    return total
 
 
 @dataclass
@@ -199,7 +214,7 @@ def execute(cfg: RunConfig, argv: Sequence[str] | None = None) -> RunResult:
     provider = build_provider(cfg.provider, cfg.provider_params)
     reader = build_reader(cfg.reader, cfg.reader_params)
     for judge in cfg.judges:
-        registry().metrics.get(judge)
+        registry().metrics.get(judge)  # an unknown judge fails before any work
     check_writable(cfg.runs_dir)
     task = load_task(cfg.task)
     split = cfg.split or task.card.default_split
@@ -210,12 +225,24 @@ def execute(cfg: RunConfig, argv: Sequence[str] | None = None) -> RunResult:
         raise RagBenchError(f"task {task.name} split {split!r} has no questions")
     ks = resolve_ks(cfg, task)
     digest = config_hash(cfg, provider, reader, task, split, ks)
-    run = RunDir(run_dir_for(cfg, digest, split))
+    run = RunDir(run_dir_for(cfg, task, digest, split))
     if cfg.overwrite:
         run.reset()
     seed_everything(cfg.seed)
 
+    ctx = RunContext(
+        task=task,
+        split=split,
+        ks=ks,
+        provider=cfg.provider,
+        reader=cfg.reader,
+        reader_answers=reader.answers,
+        reader_settings=reader.settings(),
+        judge_settings=dict(cfg.judge_params),
+    )
     reader.preflight()
+    for judge in cfg.judges:
+        registry().metrics.get(judge).preflight(ctx)
     session: dict[str, Any] = {"started": now()}
     prepare_info = prepare_provider(cfg.provider, provider, task)
     session.update(prepare_info)
@@ -264,25 +291,19 @@ def execute(cfg: RunConfig, argv: Sequence[str] | None = None) -> RunResult:
     latest = run.read_records()
     records = [latest[q.qid] for q in questions]
     first = manifest["sessions"][0]
-    ctx = RunContext(
-        task=task,
-        split=split,
-        ks=ks,
-        provider=cfg.provider,
-        reader=cfg.reader,
-        reader_answers=reader.answers,
-        efficiency={
-            "prepare_s": session["build_s"],
-            "footprint_bytes": footprint,
-            "peak_rss_bytes": max(s.get("peak_rss_bytes", 0) for s in manifest["sessions"]),
-            "num_passages": len(task.corpus),
-            "first_session": first,
-        },
-    )
+    ctx.efficiency = {
+        "prepare_s": session["build_s"],
+        "footprint_bytes": footprint,
+        "peak_rss_bytes": max(s.get("peak_rss_bytes", 0) for s in manifest["sessions"]),
+        "num_passages": len(task.corpus),
+        "first_session": first,
+    }
     metrics = compute_metrics(records, questions, ctx, cfg.judges)
     metrics["run"] = {"config_hash": digest, "task": task.name, "split": split, "provider": cfg.provider, "reader": cfg.reader, "ks": list(ks)}
     manifest.pop("error", None)
     manifest["footprint_bytes"] = footprint
+    manifest["usage"] = sum_usage(records)
+    manifest["judges"], manifest["judge_settings"] = list(cfg.judges), dict(cfg.judge_params)
     manifest["status"] = "complete" if metrics["counts"]["failed"] == 0 else "complete_with_failures"
     manifest["ended"] = now()
     run.write_metrics(metrics)

@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .errors import RagBenchError
-from .jsonl import sha256_content, sha256_file
+from .jsonl import sha256_content, sha256_file, sha256_text
 from .paths import DATA_DIR_ENV, cache_dir, data_dir
 from .task import SourceSpec
 
@@ -23,6 +23,8 @@ DOWNLOAD_TIMEOUT_S = 60
 
 def matches(spec: SourceSpec, path: Path) -> bool:
     """True when `path` is the file `spec` names: as stored locally, or as originally published."""
+    if spec.sha256 is None and spec.content_sha256 is None:
+        return True  # unpinned (checksum unknown to the card): its sha256 is recorded in the prepared task
     digest = sha256_file(path)
     if digest in (spec.sha256, spec.content_sha256):
         return True
@@ -30,30 +32,41 @@ def matches(spec: SourceSpec, path: Path) -> bool:
 
 
 def download_path(spec: SourceSpec) -> Path:
-    return cache_dir() / "sources" / spec.sha256[:16] / Path(spec.path).name
+    key = spec.sha256 or sha256_text(spec.url or spec.path)
+    return cache_dir() / "sources" / key[:16] / Path(spec.path).name
+
+
+def available_locally(spec: SourceSpec) -> bool:
+    """True when a copy of `spec` lies in the data directory or the download cache (not verified)."""
+    root = data_dir()
+    return (root is not None and (root / spec.path).is_file()) or download_path(spec).is_file()
 
 
 def locate(spec: SourceSpec, *, allow_download: bool = True) -> Path:
     """Return a verified local path for `spec`, downloading it if needed."""
     looked: list[str] = []
     root = data_dir()
-    if root is not None:
-        candidate = root / spec.path
-        if candidate.is_file():
-            if matches(spec, candidate):
-                return candidate
-            looked.append(f"{candidate}: present but its sha256 differs from the card's {spec.sha256[:12]}…")
-        else:
-            looked.append(f"{candidate}: not found")
+    if Path(spec.path).is_absolute():
+        candidates = [Path(spec.path)]
+    elif root is not None:
+        candidates = [root / spec.path]
     else:
+        candidates = []
         looked.append(f"${DATA_DIR_ENV}: not set")
+    for candidate in candidates:
+        if not candidate.is_file():
+            looked.append(f"{candidate}: not found")
+        elif matches(spec, candidate):
+            return candidate
+        else:
+            looked.append(f"{candidate}: present but its sha256 differs from the card's {spec.sha256[:12]}…")
     cached = download_path(spec)
     if cached.is_file():
         if matches(spec, cached):
             return cached
         looked.append(f"{cached}: present but its sha256 differs; deleted")
         cached.unlink()
-    if allow_download:
+    if allow_download and spec.url:
         try:
             fetch(spec.url, cached)
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
@@ -64,7 +77,8 @@ def locate(spec: SourceSpec, *, allow_download: bool = True) -> Path:
             cached.unlink()
             looked.append(f"{spec.url}: downloaded, but its sha256 does not match the card")
     advice = spec.help or (
-        f"Set {DATA_DIR_ENV} to a folder that holds {spec.path}, or allow network access to {spec.url}."
+        f"Set {DATA_DIR_ENV} to a folder that holds {spec.path}"
+        + (f", or allow network access to {spec.url}." if spec.url else ".")
     )
     places = "\n  ".join(looked)
     raise RagBenchError(f"source {spec.name!r} ({Path(spec.path).name}) not found. Looked at:\n  {places}\n{advice}")

@@ -24,8 +24,8 @@ from .types import Passage, Question
 class SourceSpec:
     """One raw input file of a task.
 
-    `path` is where it lies under ``RAG_BENCH_DATA_DIR``; `url` the original
-    (a pinned commit); `sha256` the checksum of the file as stored locally and
+    `path` is where it lies under ``RAG_BENCH_DATA_DIR`` (or an absolute path);
+    `url` the original at a pinned commit (empty: no download); `sha256` the checksum of the file as stored locally and
     `content_sha256` that of its decompressed content, which equals the
     original download when the local copy was gzip'd.
     """
@@ -33,7 +33,8 @@ class SourceSpec:
     name: str
     path: str
     url: str
-    sha256: str
+    #: None (``sha256: null`` in the card) for a source whose checksum is unknown: not verified.
+    sha256: str | None
     content_sha256: str | None = None
     license: str | None = None
     optional: bool = False
@@ -77,14 +78,14 @@ class TaskCard:
             raise RagBenchError(f"task card {where}: missing {', '.join(missing)}")
         sources = []
         for name, spec in (data["sources"] or {}).items():
-            absent = [key for key in ("path", "url", "sha256") if key not in (spec or {})]
+            absent = [key for key in ("path", "sha256") if key not in (spec or {})]
             if absent:
                 raise RagBenchError(f"task card {where}: source {name!r} lacks {', '.join(absent)}")
             sources.append(
                 SourceSpec(
                     name=name,
                     path=spec["path"],
-                    url=spec["url"],
+                    url=spec.get("url", ""),
                     sha256=spec["sha256"],
                     content_sha256=spec.get("content_sha256"),
                     license=spec.get("license"),
@@ -149,6 +150,18 @@ class Task:
     @cached_property
     def passages_by_id(self) -> dict[str, Passage]:
         return {p.doc_id: p for p in self.corpus}
+
+    def require_corpus(self, user: str) -> None:
+        """Raise, naming the missing optional sources and where to get them, when the corpus is empty."""
+        if self.corpus:
+            return
+        corpus_sources = self.card.raw.get("optional_corpus") or [s.name for s in self.card.sources if s.optional]
+        missing = [s for s in self.card.sources if s.name in corpus_sources and s.name not in self.source_sha256]
+        detail = " ".join(f"Source {s.name!r} ({s.path}) is missing: {(s.help or s.url).strip()}" for s in missing)
+        raise RagBenchError(
+            f"{user} needs a corpus, but task {self.name} has none. {detail} "
+            "Closed-book providers (--provider no_retrieval) run without one."
+        )
 
     def split(self, name: str) -> list[Question]:
         if name not in self.card.splits:

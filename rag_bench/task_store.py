@@ -20,8 +20,9 @@ from pathlib import Path
 from .errors import RagBenchError
 from .jsonl import read_jsonl, sha256_file, write_json_atomic, write_jsonl
 from .paths import cache_dir
+from .local_task import definition_from_card_file, is_card_path
 from .registry import registry
-from .sources import locate_all
+from .sources import available_locally, locate_all
 from .task import Task, TaskCard, TaskDefinition
 from .types import Passage, Question
 
@@ -35,7 +36,7 @@ def task_dir(card: TaskCard) -> Path:
 def validate(card: TaskCard, corpus: list[Passage], questions: list[Question]) -> None:
     """Refuse data that would make scores meaningless, with one clear message each."""
     name = card.name
-    if not corpus:
+    if not corpus and not card.raw.get("optional_corpus"):  # e.g. [doc_pool]: the corpus comes from optional sources
         raise RagBenchError(f"task {name}: the corpus is empty; check the task's source files")
     dup_docs = [d for d, n in Counter(p.doc_id for p in corpus).items() if n > 1]
     if dup_docs:
@@ -91,6 +92,7 @@ def write_task(card: TaskCard, corpus: list[Passage], questions: list[Question],
                 "name": card.name,
                 "version": card.version,
                 "sources_sha256": {name: sha256_file(path) for name, path in sorted(sources.items())},
+                "card_sources_sha256": {spec.name: spec.sha256 for spec in card.sources},
                 "files_sha256": {f: sha256_file(tmp / f) for f in files},
                 "counts": {"passages": len(corpus), "questions": len(questions)},
             },
@@ -151,7 +153,11 @@ def is_prepared(card: TaskCard) -> bool:
         meta = json.loads(marker.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         return False
-    return meta.get("version") == card.version and all(
+    card_sources = {spec.name: spec.sha256 for spec in card.sources}
+    # An optional source that was missing when the task was prepared and is there now: rebuild.
+    if any(s.optional and s.name not in meta.get("sources_sha256", {}) and available_locally(s) for s in card.sources):
+        return False
+    return meta.get("version") == card.version and meta.get("card_sources_sha256") == card_sources and all(
         (folder / f).is_file() and sha256_file(folder / f) == digest for f, digest in meta["files_sha256"].items()
     )
 
@@ -166,6 +172,9 @@ def prepare_definition(definition: TaskDefinition, *, force: bool = False) -> Ta
 
 
 def load_task(name: str, *, force: bool = False) -> Task:
-    """The prepared task `name`: from the cache, else built from its verified sources."""
-    definition: TaskDefinition = registry().tasks.get(name)
+    """The prepared task `name` (or a card file path): from the cache, else built from its verified sources."""
+    if is_card_path(name):
+        definition = definition_from_card_file(Path(name))
+    else:
+        definition = registry().tasks.get(name)
     return prepare_definition(definition, force=force)

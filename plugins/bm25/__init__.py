@@ -2,8 +2,10 @@
 
 Tokenisation (bm25s backend): lower-cased, split on the regex ``\\b\\w\\w+\\b``
 (words of two or more word characters, Unicode-aware), English stopwords
-removed (bm25s's list), Snowball English stemming (PyStemmer). Title and text
-are indexed together. Scoring is Lucene's BM25 variant with k1=0.9, b=0.4 by
+removed (bm25s's list, the same 33 words as Lucene's), Snowball English
+stemming (PyStemmer). The pyserini backend uses Lucene's English analyzer
+(StandardTokenizer, the same stopwords, Porter stemming). Title and text are
+indexed together. Scoring is Lucene's BM25 variant with k1=0.9, b=0.4 by
 default, Anserini's defaults, so both backends rank with the same formula.
 """
 
@@ -13,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from rag_bench import hookimpl
 from rag_bench.errors import RagBenchError
 from rag_bench.provider import EvidenceProvider
 from rag_bench.types import Hit, ProvidedEvidence, Question
 
-from .text import document_text, passage_evidence
+from .text import passage_evidence
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,17 @@ class BM25Params:
             raise ValueError("k1 must be >= 0 and b within [0, 1]")
 
 
+def _take(table: np.ndarray, positions) -> list[list]:
+    """`table[positions]` as lists, row by row; one vectorised take when `positions` is a 2-D array."""
+    if isinstance(positions, np.ndarray):
+        return table[positions].tolist()
+    return [table[row].tolist() for row in positions]
+
+
+def _rows(values) -> list[list]:
+    return values.tolist() if isinstance(values, np.ndarray) else values
+
+
 class BM25Provider(EvidenceProvider):
     """BM25 over title + text; evidence = the retrieved passages."""
 
@@ -49,6 +64,11 @@ class BM25Provider(EvidenceProvider):
     def prepare(self, task, workdir: Path) -> None:
         self.task = task
         self.passages = task.corpus
+        # Object arrays built once, so provide() takes a whole batch's ids and texts in one NumPy
+        # call: per-hit Python work was most of the harness's cost over raw bm25s (benchmarks/bm25.py).
+        # `texts` is the provider's text store.
+        self.doc_ids = np.array([p.doc_id for p in task.corpus], dtype=object)
+        self.texts = np.array([passage_evidence(p) for p in task.corpus], dtype=object)
         if self.params.backend == "pyserini":
             from .pyserini_backend import PyseriniIndex
 
@@ -59,24 +79,26 @@ class BM25Provider(EvidenceProvider):
             self.index = Bm25sIndex.build_or_load(task.corpus, workdir / "bm25s", self.params)
         self.workdir = workdir
 
+    def _index(self):
+        if not hasattr(self, "index"):
+            raise RagBenchError("bm25: prepare() must run before search() or provide()")
+        return self.index
+
     def search(self, queries: Sequence[str], k: int) -> list[list[tuple[int, float]]]:
         """Top-k (corpus position, score) per query; used by other providers (hybrid) too."""
-        if not hasattr(self, "index"):
-            raise RagBenchError("bm25: prepare() must run before search()")
-        return self.index.search(list(queries), k)
+        return self._index().search(list(queries), k)
 
     def provide(self, questions: Sequence[Question], k: int) -> list[ProvidedEvidence]:
-        results = self.search([q.text for q in questions], k)
-        out = []
-        for ranked in results:
-            hits = [Hit(self.passages[i].doc_id, score) for i, score in ranked]
-            out.append(ProvidedEvidence(hits=hits, evidence=[passage_evidence(self.passages[i]) for i, _ in ranked]))
-        return out
+        if not questions:
+            return []
+        positions, scores = self._index().rank([q.text for q in questions], k)
+        rows = zip(_take(self.doc_ids, positions), _rows(scores), _take(self.texts, positions))
+        return [ProvidedEvidence(hits=list(map(Hit, ids, row_scores)), evidence=texts) for ids, row_scores, texts in rows]
 
     def footprint(self) -> dict[str, int]:
         return {
             "index": self.index.size_bytes(),
-            "text_store": sum(len(document_text(p).encode("utf-8")) for p in self.passages),
+            "text_store": sum(len(text.encode("utf-8")) for text in self.texts),
         }
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""BM25 with bm25s: sparse matrix scoring in NumPy (numba when installed)."""
+"""BM25 with bm25s: sparse matrix scoring in NumPy."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 import bm25s
+import numpy as np
 import Stemmer
 from bm25s.tokenization import Tokenizer
 
@@ -47,11 +48,17 @@ class Bm25sIndex:
         write_json_atomic(folder / DONE, {"documents": len(corpus)})
         return cls(retriever, tokenizer, folder, params)
 
-    def search(self, queries: list[str], k: int) -> list[list[tuple[int, float]]]:
-        ids = self.tokenizer.tokenize(queries, update_vocab=False, return_as="tuple", show_progress=False)
+    def rank(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k corpus positions and their scores: two (queries, k) arrays."""
+        # Token ids, not bm25s's Tokenized tuple: retrieve() would rebuild the reverse vocabulary on every call.
+        ids = self.tokenizer.tokenize(queries, update_vocab=False, return_as="ids", show_progress=False)
         k = min(k, self.retriever.scores["num_docs"])
-        docs, scores = self.retriever.retrieve(ids, k=k, show_progress=False, n_threads=max(0, self.params.threads - 1) or 0)
-        return [[(int(d), float(s)) for d, s in zip(row_d, row_s)] for row_d, row_s in zip(docs, scores)]
+        workers = self.params.threads if self.params.threads > 1 else 0
+        return self.retriever.retrieve(ids, k=k, show_progress=False, n_threads=workers)
+
+    def search(self, queries: list[str], k: int) -> list[list[tuple[int, float]]]:
+        docs, scores = self.rank(queries, k)
+        return [list(zip(*row)) for row in zip(docs.tolist(), scores.tolist())]
 
     def size_bytes(self) -> int:
         return folder_bytes(self.folder)

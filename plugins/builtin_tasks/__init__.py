@@ -4,9 +4,9 @@ from rag_bench import hookimpl
 from rag_bench.task import TaskCard, TaskDefinition
 from rag_bench_tasks import card_path
 
-from . import nq_5k
+from . import hotpotqa_5k, mirage, nq_5k
 
-BUILDERS = {"nq_5k": nq_5k.build}
+BUILDERS = {"nq_5k": nq_5k.build, "hotpotqa_5k": hotpotqa_5k.build, "mirage": mirage.build}
 
 
 @hookimpl

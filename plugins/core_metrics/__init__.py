@@ -16,7 +16,7 @@ from rag_bench.metric import Aggregate, Metric, RunContext
 from rag_bench.scoring.answer import exact_match, f1_score
 from rag_bench.scoring.bootstrap import statistic_with_ci
 from rag_bench.scoring.evidence import rouge_l
-from rag_bench.scoring.retrieval import has_answer, hit_at, mrr_at, ndcg_at, recall_at
+from rag_bench.scoring.retrieval import all_gold_at, has_answer, hit_at, mrr_at, ndcg_at, recall_at
 from rag_bench.types import Question
 
 NDCG_DEPTH = 10
@@ -35,9 +35,13 @@ class AnswerMetric(Metric):
 
 
 class RetrievalMetric(Metric):
-    """recall@k, hit@k, answer_recall@k, mrr@K and ndcg@10 over the provider's ranked hits."""
+    """recall@k, hit@k, answer_recall@k, mrr@K and ndcg@10 over the provider's ranked hits.
 
-    description = "recall@k, hit@k, answer_recall@k, mrr@k, ndcg@10"
+    Questions with more than one gold passage (multi-hop) also get `all_gold@k`:
+    1 when every gold passage is in the top k.
+    """
+
+    description = "recall@k, hit@k, all_gold@k, answer_recall@k, mrr@k, ndcg@10"
 
     def score_one(self, record: dict[str, Any], question: Question, ctx: RunContext) -> dict[str, float]:
         ranked = [doc_id for doc_id, _ in record["hits"]]
@@ -47,6 +51,8 @@ class RetrievalMetric(Metric):
             for k in ctx.ks:
                 out[f"recall@{k}"] = recall_at(ranked, gold, k)
                 out[f"hit@{k}"] = hit_at(ranked, gold, k)
+                if len(gold) > 1:
+                    out[f"all_gold@{k}"] = all_gold_at(ranked, gold, k)
             out[f"mrr@{ctx.ks[-1]}"] = mrr_at(ranked, gold, ctx.ks[-1])
             out[f"ndcg@{NDCG_DEPTH}"] = ndcg_at(ranked, gold, NDCG_DEPTH)
         if question.answers:

@@ -12,6 +12,7 @@ class NoRetrieval(EvidenceProvider):
     """Hands the reader no evidence; retrieval metrics are all zero by construction."""
 
     description = "closed book: the reader gets no evidence"
+    needs_corpus = False
 
     def prepare(self, task, workdir: Path) -> None:
         pass

@@ -1,0 +1,162 @@
+"""The `dense` provider: a sentence-transformers encoder and a FAISS index.
+
+Passages are encoded as ``passage_prefix + title + "\\n" + text`` and queries
+as ``query_prefix + question`` (E5's ``passage: `` / ``query: `` by default),
+L2-normalised, and ranked by inner product (= cosine). Embeddings are cached
+under ``<cache>/providers/dense/embeddings/`` by (encoder, prefix, pooling,
+max length, corpus hash), so changing only the index kind re-uses them; the
+index lives in the provider's workdir.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from rag_bench import hookimpl
+from rag_bench.errors import RagBenchError
+from rag_bench.jsonl import dumps, write_json_atomic
+from rag_bench.provider import EvidenceProvider
+from rag_bench.types import Hit, ProvidedEvidence, Question
+from rag_bench_plugins.bm25.text import document_text, passage_evidence
+
+from . import encoder as enc
+from . import index as faiss_index
+from .presets import DEFAULT_MODEL, PRESETS, resolve
+
+DONE = "done.json"
+INDEX_FILE = "index.faiss"
+
+
+@dataclass(frozen=True)
+class DenseParams:
+    """Settings of the dense provider (``-P key=value``).
+
+    `model` is a preset name (see `PRESETS`), a Hugging Face id or a local
+    folder; `query_prefix`, `passage_prefix`, `pooling` and `max_length`
+    override the preset's (None: the preset's, or for a non-preset model no
+    prefix and its own configuration's pooling and max length). `threads`
+    sets torch's CPU threads while encoding (None: torch's default).
+    """
+
+    model: str = DEFAULT_MODEL
+    query_prefix: str | None = None
+    passage_prefix: str | None = None
+    pooling: str | None = None
+    max_length: int | None = None
+    index: str = "flat"
+    batch_size: int = 64
+    device: str | None = None
+    threads: int | None = None
+    hnsw_m: int = 32
+    ef_search: int = 128
+    nlist: int | None = None
+    nprobe: int = 16
+
+    def __post_init__(self):
+        if self.index not in faiss_index.INDEX_KINDS:
+            raise ValueError(f"index must be one of {', '.join(faiss_index.INDEX_KINDS)}, got {self.index!r}")
+        if self.batch_size < 1 or (self.threads is not None and self.threads < 1):
+            raise ValueError("batch_size and threads must be at least 1")
+
+
+def ranked_evidence(
+    doc_ids: Sequence[str], texts: Sequence[str], ranked: Sequence[tuple[int, float]], **extra: Any
+) -> ProvidedEvidence:
+    """Hits and reader texts for a ranked list of (corpus position, score)."""
+    return ProvidedEvidence(
+        hits=[Hit(doc_ids[i], score) for i, score in ranked], evidence=[texts[i] for i, _ in ranked], **extra
+    )
+
+
+class DenseProvider(EvidenceProvider):
+    """Dense retrieval: normalised sentence embeddings in a FAISS inner-product index."""
+
+    Params = DenseParams
+    description = f"dense retrieval (sentence-transformers + FAISS; presets: {', '.join(PRESETS)})"
+    version = "1"
+
+    def __init__(self, params: Any = None):
+        super().__init__(params)
+        p = self.params
+        self.model = resolve(p.model, p.query_prefix, p.passage_prefix, p.pooling, p.max_length)
+        self.encoder = None
+        self.index = None
+
+    def settings(self) -> dict[str, Any]:
+        out = super().settings()
+        out["resolved"] = self.model.identity()
+        return out
+
+    def embeddings_path(self, task, workdir: Path) -> Path:
+        """Where this encoder's embeddings of `task`'s corpus are cached (shared across index kinds)."""
+        key = dumps(
+            {
+                "version": self.version,
+                "encoder": self.model.identity(),
+                "corpus_sha256": task.corpus_sha256,
+            }
+        )
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+        return workdir.parent / "embeddings" / f"{task.name}-{digest}.npy"
+
+    def prepare(self, task, workdir: Path) -> None:
+        self.workdir = workdir
+        # Built once: provide() only indexes these lists. `texts` is the provider's text store.
+        self.doc_ids = [p.doc_id for p in task.corpus]
+        self.texts = [passage_evidence(p) for p in task.corpus]
+        self.encoder = enc.load_encoder(self.model, self.params.device)
+        if (workdir / DONE).is_file():
+            self.index = faiss_index.load(workdir / INDEX_FILE)
+        else:
+            vectors = self.embeddings_path(task, workdir)
+            if not vectors.is_file():
+                texts = [document_text(p) for p in task.corpus]
+                with enc.torch_threads(self.params.threads):
+                    enc.encode_to_file(self.encoder, texts, self.model.passage_prefix, self.params.batch_size, vectors)
+            self.index = faiss_index.build(np.load(vectors, mmap_mode="r"), self.params)
+            faiss_index.save(self.index, workdir / INDEX_FILE)
+            write_json_atomic(workdir / DONE, {"passages": len(task.corpus), "embeddings": str(vectors)})
+        faiss_index.configure(self.index, self.params)
+
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """Normalised query embeddings (with the query prefix)."""
+        with enc.torch_threads(self.params.threads):
+            return enc.encode(self.encoder, queries, self.model.query_prefix, self.params.batch_size)
+
+    def search(self, queries: Sequence[str], k: int) -> list[list[tuple[int, float]]]:
+        """Top-k (corpus position, cosine) per query; used by other providers (hybrid) too."""
+        if self.index is None:
+            raise RagBenchError("dense: prepare() must run before search()")
+        return faiss_index.search(self.index, self.encode_queries(queries), k)
+
+    def provide(self, questions: Sequence[Question], k: int) -> list[ProvidedEvidence]:
+        if self.index is None:
+            raise RagBenchError("dense: prepare() must run before provide()")
+        t0 = time.perf_counter()
+        vectors = self.encode_queries([q.text for q in questions])
+        t1 = time.perf_counter()
+        results = faiss_index.search(self.index, vectors, k)
+        t2 = time.perf_counter()
+        per_question = {"encode": (t1 - t0) * 1000 / len(questions), "search": (t2 - t1) * 1000 / len(questions)}
+        return [ranked_evidence(self.doc_ids, self.texts, ranked, timings_ms=dict(per_question)) for ranked in results]
+
+    def footprint(self) -> dict[str, int]:
+        return {
+            "index": (self.workdir / INDEX_FILE).stat().st_size,
+            "text_store": sum(len(text.encode("utf-8")) for text in self.texts),
+        }
+
+    def close(self) -> None:
+        self.encoder = None
+        self.index = None
+
+
+@hookimpl
+def register_providers(register):
+    register("dense", DenseProvider)

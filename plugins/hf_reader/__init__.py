@@ -1,0 +1,10 @@
+"""The `hf` reader plugin: a local transformers chat model reading with the shared prompt."""
+
+from rag_bench import hookimpl
+
+from .reader import HFReader
+
+
+@hookimpl
+def register_readers(register):
+    register("hf", HFReader)

@@ -1,0 +1,31 @@
+"""The `llm_memory` provider: an LLM that holds one learned memory z_i per passage, routes a query to its z_i
+inside the model and generates evidence text; plus its metrics and the `rag-bench memory` commands.
+
+Modules: config (settings), tokenizer and base (θ), model (Z, projection, routing), content_init (z_i from
+content), data (training examples, BM25 hard negatives), train (accelerate loop), checkpoint (safetensors),
+system (a trained memory as one object), generation (routing + evidence), write (`memory add`), evaluation,
+provider, metrics, cli. See docs/LLM_MEMORY.md.
+"""
+
+from rag_bench import hookimpl
+
+
+@hookimpl
+def register_providers(register):
+    from .provider import LLMMemoryProvider
+
+    register("llm_memory", LLMMemoryProvider)
+
+
+@hookimpl
+def register_metrics(register):
+    from .metrics import LLMMemoryMetric
+
+    register("llm_memory", LLMMemoryMetric())
+
+
+@hookimpl
+def register_commands(cli):
+    from .cli import memory
+
+    cli.add_command(memory)

@@ -1,0 +1,133 @@
+"""`rag-bench memory ...`: write new passages into a trained memory, and the hold-out write evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from rag_bench.errors import RagBenchError
+from rag_bench.jsonl import write_json_atomic
+from rag_bench.params import parse_assignments, parse_params
+from rag_bench.types import Passage
+
+from .write import DEFAULT_LR, DEFAULT_STEPS
+
+
+def read_passages(path: Path) -> list[Passage]:
+    """Passages from a JSON-lines file with doc_id, title (optional) and text."""
+    passages = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                passages.append(Passage(str(row["doc_id"]), str(row.get("title", "")), str(row["text"])))
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise RagBenchError(f"{path}:{number}: expected a JSON object with doc_id and text ({exc})") from None
+    return passages
+
+
+def settings(pairs) -> "LLMMemoryParams":
+    """llm_memory settings from -P key=value pairs."""
+    from .config import LLMMemoryParams
+
+    return parse_params(LLMMemoryParams, parse_assignments(pairs), "provider llm_memory")
+
+
+@click.group()
+def memory():
+    """Manage llm_memory checkpoints: add passages, evaluate the write path."""
+
+
+@memory.command("train")
+@click.option("--task", "-t", "task_name", required=True)
+@click.option("-P", "provider_params", multiple=True, metavar="KEY=VALUE", help="llm_memory setting; repeatable.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Checkpoint folder; an interrupted training there resumes.")
+def train(task_name, provider_params, out):
+    """Train a memory on TASK's corpus and train split; use it with `rag-bench run -P checkpoint=OUT`.
+
+    Runs data-parallel under `accelerate launch -m rag_bench.cli memory train ...`.
+    """
+    from rag_bench.task_store import load_task
+
+    from .system import MemorySystem
+
+    params = settings(provider_params)
+    task = load_task(task_name)
+    _, report = MemorySystem.fit(params, task.corpus, task.split("train") if "train" in task.card.splits else [], out)
+    last = report.history[-1] if report.history else {}
+    click.echo(f"trained {report.steps} steps in {report.seconds:.0f}s (resumed from {report.resumed_from}); "
+               f"final gen_loss {last.get('gen_loss', float('nan')):.3f}, route_loss {last.get('route_loss', float('nan')):.3f} -> {out}")
+
+
+@memory.command("add")
+@click.option("--checkpoint", "checkpoint", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="A trained memory (a folder holding memory.json + memory.safetensors).")
+@click.option("--passages", required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="JSON lines: doc_id, title, text.")
+@click.option("--task", "-t", "task_name", required=True, help="Task whose corpus the checkpoint was trained on (resolves its doc_ids).")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None, help="Where to write the extended memory (default: in place).")
+@click.option("--steps", type=int, default=DEFAULT_STEPS, show_default=True)
+@click.option("--lr", type=float, default=DEFAULT_LR, show_default=True)
+def add(checkpoint, passages, task_name, out, steps, lr):
+    """Optimise one fresh z_new per new passage (θ frozen) and append it to the memory."""
+    from rag_bench.task_store import load_task
+
+    from .system import MemorySystem
+    from .write import add_passages
+
+    new = read_passages(passages)
+    system = MemorySystem.load(checkpoint, load_task(task_name).passages_by_id)
+    report = add_passages(system, new, steps=steps, lr=lr)
+    target = out or checkpoint
+    system.save(target)
+    click.echo(f"added {len(new)} passages in {steps} steps: mean loss {sum(report.loss_before) / len(new):.3f} -> "
+               f"{sum(report.loss_after) / len(new):.3f}; memory now holds {len(system.passages)} -> {target}")
+
+
+@memory.command("eval-add")
+@click.option("--task", "-t", "task_name", required=True)
+@click.option("--holdout", type=int, default=100, show_default=True, help="Passages held out of training and added afterwards.")
+@click.option("-P", "provider_params", multiple=True, metavar="KEY=VALUE", help="llm_memory setting; repeatable.")
+@click.option("-k", "k", type=int, default=5, show_default=True)
+@click.option("--steps", type=int, default=DEFAULT_STEPS, show_default=True)
+@click.option("--lr", type=float, default=DEFAULT_LR, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Folder for the memory and the report.")
+def eval_add(task_name, holdout, provider_params, k, steps, lr, out):
+    """Hold passages out of training, add them with the write path, report new-passage quality and old-passage retention."""
+    from rag_bench.task_store import load_task
+
+    from .evaluation import holdout_eval
+
+    params = settings(provider_params)
+    if holdout < 1:
+        raise RagBenchError("--holdout must be at least 1")
+    task = load_task(task_name)
+    result = holdout_eval(task.corpus, task.split("train"), task.split(task.card.default_split), params, holdout,
+                          out / "memory", k=k, steps=steps, lr=lr)
+    write_json_atomic(out / "eval_add.json", result)
+    click.echo(json.dumps(result, indent=2))
+
+
+@memory.command("tokenizers")
+@click.option("--task", "-t", "task_name", required=True)
+@click.option("--passages", type=int, default=100, show_default=True, help="Size of the training slice.")
+@click.option("--steps", type=int, default=60, show_default=True)
+@click.option("-P", "provider_params", multiple=True, metavar="KEY=VALUE", help="llm_memory setting; repeatable.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+def tokenizers(task_name, passages, steps, provider_params, out):
+    """Compare the tiny base's tokenizer choices (corpus BPE, MiniLM WordPiece, MiniLM warm start) on one slice."""
+    from rag_bench.summary import table
+    from rag_bench.task_store import load_task
+
+    from .evaluation import tokenizer_study
+
+    params = settings(provider_params)
+    task = load_task(task_name)
+    rows = tokenizer_study(task.corpus, task.split("train"), params, out, passages=passages, steps=steps)
+    write_json_atomic(out / "tokenizers.json", rows)
+    click.echo(table(list(rows[0]), [[f"{v:.3f}" if isinstance(v, float) else v for v in r.values()] for r in rows]))

@@ -1,0 +1,124 @@
+"""Settings of the llm_memory provider (``-P key=value``) and their resolved values."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+TINY = "tiny"
+TOKENIZERS = ("corpus", "minilm", "minilm-warm")
+NEGATIVES = ("batch+bm25", "all")
+POOLING = ("mean", "last")
+
+
+@dataclass(frozen=True)
+class LLMMemoryParams:
+    """Settings of the LLM-as-memory provider.
+
+    `base` is a Hugging Face model id or local path, or ``tiny`` for a small
+    Qwen3-style decoder built from a config on CPU (``tiny_*`` size it,
+    ``tokenizer`` picks its vocabulary). `finetune` is ``lora`` (peft) or
+    ``full``; ``auto`` means full for tiny (a randomly initialised model has
+    nothing for LoRA to adapt) and LoRA otherwise. `lr_llm` applies to the
+    LM's trainable weights, `lr_z` to Z, the projection and the routing heads;
+    `lr_llm` unset means 2e-5 (the research design) for a pretrained base and
+    1e-3 for tiny. `max_train_steps` counts optimiser steps (0: `epochs` full
+    passes). `checkpoint` loads a saved memory (e.g. one `rag-bench memory add`
+    extended) instead of training; it must hold exactly the task's corpus.
+    """
+
+    base: str = TINY
+    quantization: str = "none"
+    finetune: str = "auto"
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    m_tokens: int = 4
+    z_dim: int = 256
+    route_dim: int = 256
+    route_pool: str = "mean"
+    route_layer: int | None = None
+    route_temperature: float = 0.05
+    route_weight: float = 1.0
+    balance_weight: float = 0.01
+    route_negatives: str = "batch+bm25"
+    hard_negatives: int = 3
+    pseudo_queries: int = 4
+    question_repeat: int = 2
+    max_query_tokens: int = 24
+    max_evidence_tokens: int = 40
+    max_new_tokens: int = 40
+    repetition_penalty: float = 1.3
+    lr_llm: float | None = None
+    lr_z: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 50
+    batch_size: int = 32
+    grad_accum: int = 1
+    epochs: int = 1
+    max_train_steps: int = 450
+    checkpoint_every: int = 200
+    seed: int = 0
+    tokenizer: str = "minilm-warm"
+    tokenizer_vocab: int = 8000
+    tiny_hidden: int = 256
+    tiny_layers: int = 4
+    tiny_heads: int = 4
+    tiny_kv_heads: int = 2
+    tiny_intermediate: int = 768
+    threads: int = 0
+    checkpoint: str | None = None
+
+    def __post_init__(self):
+        positive = ("m_tokens", "z_dim", "route_dim", "batch_size", "grad_accum", "epochs", "max_evidence_tokens",
+                    "max_new_tokens", "max_query_tokens", "lora_r", "tiny_hidden", "tiny_layers", "tiny_heads",
+                    "tiny_kv_heads", "tiny_intermediate", "tokenizer_vocab", "checkpoint_every")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        for name in ("max_train_steps", "hard_negatives", "pseudo_queries", "question_repeat", "warmup_steps", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        choices = {"quantization": ("none", "4bit"), "finetune": ("auto", "lora", "full"), "tokenizer": TOKENIZERS,
+                   "route_negatives": NEGATIVES, "route_pool": POOLING}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+        if self.repetition_penalty < 1.0:
+            raise ValueError("repetition_penalty must be >= 1 (1 disables it)")
+        if self.route_temperature <= 0 or self.lr_z <= 0 or (self.lr_llm is not None and self.lr_llm <= 0):
+            raise ValueError("route_temperature, lr_z and lr_llm must be > 0")
+        if self.tiny_hidden % self.tiny_heads or self.tiny_heads % self.tiny_kv_heads:
+            raise ValueError("tiny_hidden must be divisible by tiny_heads, and tiny_heads by tiny_kv_heads")
+        if self.route_layer is not None and self.route_layer < -1:
+            raise ValueError("route_layer must be -1 (last layer) or a layer index >= 0")
+        if not self.base.strip():
+            raise ValueError("base must name a Hugging Face model id or path, or tiny")
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.base == TINY
+
+    @property
+    def use_lora(self) -> bool:
+        return self.finetune == "lora" or (self.finetune == "auto" and not self.is_tiny)
+
+    @property
+    def llm_lr(self) -> float:
+        if self.lr_llm is not None:
+            return self.lr_llm
+        return 1e-3 if self.is_tiny and not self.use_lora else 2e-5
+
+    @property
+    def routing_layer(self) -> int:
+        if self.route_layer is not None:
+            return self.route_layer
+        return 0 if self.is_tiny else -1
+
+    @property
+    def torch_threads(self) -> int:
+        return self.threads or (1 if self.is_tiny else 0)
+
+    def replace(self, **changes) -> "LLMMemoryParams":
+        return dataclasses.replace(self, **changes)

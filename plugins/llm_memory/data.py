@@ -1,0 +1,172 @@
+"""Training examples: train-split questions and indexing pseudo-queries per passage, with BM25 hard negatives."""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from rag_bench.types import Passage, Question
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+SPAN_WORDS = (6, 14)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training example: a query-shaped input, the passage it routes to, and the evidence to generate."""
+
+    query: str
+    doc: int
+    evidence: str
+    kind: str
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE.split(text.strip()) if s]
+
+
+def query_text(query: str) -> str:
+    """How every query (question or pseudo-query) is shown to the LM."""
+    return f"question: {query.strip()}\nevidence:"
+
+
+def pseudo_queries(passage: Passage, n: int, rng: random.Random) -> list[tuple[str, str, str]]:
+    """Up to `n` (query, evidence, kind) indexing examples: the title, the leading sentence, then word spans.
+
+    Title and leading sentence map to the passage's opening; a span maps to
+    the passage from the sentence that holds it onwards.
+    """
+    sents = sentences(passage.text) or [passage.text]
+    lead = passage.text
+    out: list[tuple[str, str, str]] = []
+    if passage.title:
+        out.append((passage.title, lead, "title"))
+    out.append((" ".join(sents[0].split()[: SPAN_WORDS[1] + 6]), lead, "lead"))
+    while len(out) < n:
+        i = rng.randrange(len(sents))
+        words = sents[i].split()
+        size = min(len(words), rng.randint(*SPAN_WORDS))
+        begin = rng.randint(0, len(words) - size)
+        out.append((" ".join(words[begin : begin + size]), " ".join(sents[i:]), "span"))
+    return out[:n]
+
+
+def gold_evidence(question: Question, passage: Passage) -> str:
+    return " ".join(question.gold_evidence) if question.gold_evidence else passage.text
+
+
+def build_examples(passages: Sequence[Passage], questions: Sequence[Question], params, seed: int) -> list[Example]:
+    """Indexing examples for every passage mixed with the train questions whose gold passage is in `passages`."""
+    rng = random.Random(seed)
+    position = {p.doc_id: i for i, p in enumerate(passages)}
+    examples = [Example(q, i, ev, kind) for i, p in enumerate(passages) for q, ev, kind in pseudo_queries(p, params.pseudo_queries, rng)]
+    for question in questions:
+        gold = next((position[d] for d in question.gold_doc_ids if d in position), None)
+        if gold is not None:
+            examples += [Example(question.text, gold, gold_evidence(question, passages[gold]), "question")] * params.question_repeat
+    return examples
+
+
+def hard_negatives(passages: Sequence[Passage], examples: Sequence[Example], count: int) -> list[list[int]]:
+    """The top BM25 passages of each example's query other than its own (bm25s, the bm25 provider's tokenisation)."""
+    if count == 0 or len(passages) < 2:
+        return [[] for _ in examples]
+    import bm25s
+
+    from rag_bench_plugins.bm25 import BM25Params
+    from rag_bench_plugins.bm25.bm25s_backend import make_tokenizer
+    from rag_bench_plugins.bm25.text import document_text
+
+    settings = BM25Params()
+    tokenizer = make_tokenizer(settings)
+    corpus_ids = tokenizer.tokenize([document_text(p) for p in passages], update_vocab=True, return_as="tuple", show_progress=False)
+    retriever = bm25s.BM25(k1=settings.k1, b=settings.b, method="lucene")
+    retriever.index(corpus_ids, show_progress=False)
+    query_ids = tokenizer.tokenize([e.query for e in examples], update_vocab=False, return_as="tuple", show_progress=False)
+    k = min(count + 1, len(passages))
+    docs, _ = retriever.retrieve(query_ids, k=k, show_progress=False)
+    return [[int(d) for d in row if int(d) != ex.doc][:count] for row, ex in zip(docs, examples)]
+
+
+@dataclass
+class Encoded:
+    """Token ids of one example, ready for batching."""
+
+    query: list[int]
+    evidence: list[int]
+    doc: int
+    negatives: list[int]
+
+
+def encode_queries(tokenizer, queries: Sequence[str], max_tokens: int) -> list[list[int]]:
+    prefix = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    ids = tokenizer([query_text(q) for q in queries], add_special_tokens=False, truncation=True, max_length=max_tokens - len(prefix))["input_ids"]
+    return [prefix + row for row in ids]
+
+
+def encode_evidence(tokenizer, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
+    ids = tokenizer([" " + t for t in texts], add_special_tokens=False, truncation=True, max_length=max_tokens - 1)["input_ids"]
+    return [row + [tokenizer.eos_token_id] for row in ids]
+
+
+def encode_examples(tokenizer, examples: Sequence[Example], negatives: Sequence[list[int]], params) -> list[Encoded]:
+    queries = encode_queries(tokenizer, [e.query for e in examples], params.max_query_tokens)
+    evidence = encode_evidence(tokenizer, [e.evidence for e in examples], params.max_evidence_tokens)
+    return [Encoded(q, ev, e.doc, neg) for q, ev, e, neg in zip(queries, evidence, examples, negatives)]
+
+
+def pad_left(rows: Sequence[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    return ids, mask
+
+
+def pad_right(rows: Sequence[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    return ids, mask
+
+
+class Collator:
+    """Batches Encoded examples: left-padded queries, right-padded evidence, positives and hard negatives."""
+
+    def __init__(self, pad_id: int, hard_negatives: int):
+        self.pad_id = pad_id
+        self.hard = hard_negatives
+
+    def pad(self, queries: Sequence[list[int]], evidence: Sequence[list[int]]) -> tuple[torch.Tensor, ...]:
+        return (*pad_left(queries, self.pad_id), *pad_right(evidence, self.pad_id))
+
+    def __call__(self, items: Sequence[Encoded]) -> dict[str, torch.Tensor]:
+        q_ids, q_mask, e_ids, e_mask = self.pad([i.query for i in items], [i.evidence for i in items])
+        negatives = torch.full((len(items), max(self.hard, 1)), -1, dtype=torch.long)
+        for row, item in enumerate(items):
+            if item.negatives:
+                negatives[row, : len(item.negatives[: self.hard])] = torch.tensor(item.negatives[: self.hard])
+        return {"q_ids": q_ids, "q_mask": q_mask, "e_ids": e_ids, "e_mask": e_mask,
+                "doc": torch.tensor([i.doc for i in items]), "negatives": negatives}
+
+
+def schedule(num_examples: int, params, steps: int) -> list[int]:
+    """Example order for the whole run (seeded shuffles, epoch after epoch), so a resumed run sees the same batches."""
+    per_step = params.batch_size * params.grad_accum
+    needed = steps * per_step
+    rng = random.Random(params.seed)
+    order: list[int] = []
+    while len(order) < needed:
+        epoch = list(range(num_examples))
+        rng.shuffle(epoch)
+        order += epoch
+    return order[:needed]
+
+
+def total_steps(num_examples: int, params) -> int:
+    if params.max_train_steps:
+        return params.max_train_steps
+    return max(1, params.epochs * num_examples // (params.batch_size * params.grad_accum))

@@ -1,0 +1,96 @@
+"""Inference: route a query to its top-k z_i inside the model, then generate one evidence text per routed z_i."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from .data import encode_queries, pad_left
+
+
+@dataclass
+class Routed:
+    """Top-k passage positions and scores per query, and the time the routing took."""
+
+    positions: torch.Tensor
+    scores: torch.Tensor
+    seconds: float
+
+
+def encode(model, tokenizer, queries: list[str], params, repeat: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded query ids and mask on the model's device, each query repeated `repeat` times."""
+    rows = encode_queries(tokenizer, queries, params.max_query_tokens)
+    ids, mask = pad_left([row for row in rows for _ in range(repeat)], tokenizer.pad_token_id)
+    return ids.to(model.z.device), mask.to(model.z.device)
+
+
+@torch.no_grad()
+def route_ids(model, q_ids: torch.Tensor, q_mask: torch.Tensor, k: int) -> Routed:
+    """Score every z_i from the LM's own pooled hidden state of the query; keep the top k."""
+    start = time.perf_counter()
+    scores = model.route_scores(model.query_hidden(q_ids, q_mask))
+    top = scores.topk(min(k, scores.shape[-1]), dim=-1)
+    return Routed(top.indices.cpu(), top.values.float().cpu(), time.perf_counter() - start)
+
+
+def route(model, tokenizer, queries: list[str], k: int, params) -> Routed:
+    start = time.perf_counter()
+    routed = route_ids(model, *encode(model, tokenizer, queries, params), k)
+    routed.seconds = time.perf_counter() - start
+    return routed
+
+
+@torch.no_grad()
+def generate_ids(model, q_ids: torch.Tensor, q_mask: torch.Tensor, positions: torch.Tensor, limit: int,
+                 eos: int | None, repetition_penalty: float = 1.0) -> list[list[int]]:
+    """Greedy decoding (with a repetition penalty) of ``[query ; proj(z)] -> evidence`` for each row.
+
+    `positions` holds one z index per row of `q_ids`. The loop is written out
+    (KV cache, explicit position ids) rather than calling `generate()`, so
+    training and inference see identical positions under left padding in every
+    transformers version. `eos` None decodes exactly `limit` tokens (benchmarks).
+    """
+    device = q_ids.device
+    rows = q_ids.shape[0]
+    z = model.z[positions.reshape(-1).to(device)]
+    embeds = torch.cat([model.embed(q_ids), model.memory_embeds(z)], 1)
+    mask = torch.cat([q_mask, torch.ones(rows, model.m_tokens, dtype=q_mask.dtype, device=device)], 1)
+    position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    out = model.run(embeds, mask, positions=position_ids, use_cache=True)
+    head = model.lm.get_output_embeddings()
+    next_pos = position_ids[:, -1:] + 1
+    hidden = out.last_hidden_state[:, -1]
+    tokens = []
+    finished = torch.zeros(rows, dtype=torch.bool, device=device)
+    seen = torch.zeros(rows, head.weight.shape[0], dtype=torch.bool, device=device)
+    for _ in range(limit):
+        logits = head(hidden).float()
+        if repetition_penalty != 1.0:
+            # CTRL's penalty on tokens already generated: tiny models otherwise loop on one word
+            penalised = torch.where(logits > 0, logits / repetition_penalty, logits * repetition_penalty)
+            logits = torch.where(seen, penalised, logits)
+        nxt = logits.argmax(-1)
+        if eos is not None:
+            nxt = torch.where(finished, torch.full_like(nxt, eos), nxt)
+            finished |= nxt == eos
+        seen[torch.arange(rows, device=device), nxt] = True
+        tokens.append(nxt)
+        if bool(finished.all()):
+            break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+        out = model.run(model.embed(nxt[:, None]), mask, cache=out.past_key_values, positions=next_pos, use_cache=True)
+        next_pos = next_pos + 1
+        hidden = out.last_hidden_state[:, -1]
+    return torch.stack(tokens, 1).cpu().tolist() if tokens else [[] for _ in range(rows)]
+
+
+def generate(model, tokenizer, queries: list[str], positions: torch.Tensor, params, max_new_tokens: int | None = None) -> list[list[str]]:
+    """One generated evidence text per (query, routed z_i): a list of k texts per query."""
+    k = positions.shape[1]
+    q_ids, q_mask = encode(model, tokenizer, queries, params, repeat=k)
+    eos = tokenizer.eos_token_id
+    ids = generate_ids(model, q_ids, q_mask, positions, max_new_tokens or params.max_new_tokens, eos, params.repetition_penalty)
+    texts = [tokenizer.decode(row[: row.index(eos)] if eos in row else row, skip_special_tokens=True).strip() for row in ids]
+    return [texts[i * k : (i + 1) * k] for i in range(len(queries))]

@@ -1,0 +1,101 @@
+"""Metrics of generated evidence and of memory use, computed for llm_memory runs only.
+
+- `unsupported_share`: share of the word tokens of the generated evidence
+  (lower-cased ``\\w+``) that do not occur in the passage it was routed to,
+  pooled over a question's evidence texts; `unsupported_share@1` for the top one.
+- `z_usage_entropy@1` / `z_usage_entropy@k`: entropy of how often each z_i is
+  routed to (top-1, or any of the top k) over the run's questions, divided by
+  its maximum, log(min(N, uses)): 1 is even use, 0 is collapse onto one z_i.
+  `z_distinct@1` is the share of questions whose top-1 z_i no other question got first.
+- training figures from the memory's checkpoint card when the run trained it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+from rag_bench.metric import Aggregate, Metric, RunContext
+from rag_bench.types import Question
+
+PROVIDER = "llm_memory"
+_WORD = re.compile(r"\w+")
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def unsupported(evidence: str, passage_words: set[str]) -> tuple[int, int]:
+    """(tokens not in the passage, tokens) of one evidence text."""
+    tokens = words(evidence)
+    return sum(t not in passage_words for t in tokens), len(tokens)
+
+
+
+class LLMMemoryMetric(Metric):
+    """unsupported_share(@1), z_usage_entropy@1/@k, z_distinct@1 and training figures of llm_memory runs."""
+
+    description = "unsupported_share, z_usage_entropy, train_s (llm_memory runs)"
+
+    def score_one(self, record: dict[str, Any], question: Question, ctx: RunContext) -> dict[str, float]:
+        if ctx.provider != PROVIDER or not record["evidence"]:
+            return {}
+        by_id = ctx.task.passages_by_id
+        counts = []
+        for (doc_id, _), text in zip(record["hits"], record["evidence"]):
+            passage = by_id.get(doc_id)
+            source = set(words(f"{passage.title} {passage.text}")) if passage else set()
+            counts.append(unsupported(text, source))
+        out: dict[str, float] = {}
+        total = sum(n for _, n in counts)
+        if total:
+            out["unsupported_share"] = sum(u for u, _ in counts) / total
+        if counts and counts[0][1]:
+            out["unsupported_share@1"] = counts[0][0] / counts[0][1]
+        return out
+
+    def run_level(self, records: Sequence[dict[str, Any]], ctx: RunContext) -> dict[str, Aggregate]:
+        if ctx.provider != PROVIDER:
+            return {}
+        n = len(records)
+        top1 = Counter(r["hits"][0][0] for r in records if r["hits"])
+        topk = Counter(doc_id for r in records for doc_id, _ in r["hits"])
+        out = {
+            "z_usage_entropy@1": Aggregate(self._entropy(top1, ctx), None, n),
+            f"z_usage_entropy@{ctx.ks[-1]}": Aggregate(self._entropy(topk, ctx), None, n),
+            "z_distinct@1": Aggregate(sum(1 for c in top1.values() if c == 1) / max(1, n), None, n),
+        }
+        out.update(self._training(ctx))
+        return out
+
+    @staticmethod
+    def _entropy(counts: Counter, ctx: RunContext) -> float:
+        total = sum(counts.values())
+        slots = min(total, ctx.efficiency.get("num_passages") or total)
+        if slots <= 1:
+            return 0.0
+        h = -sum(c / total * math.log(c / total) for c in counts.values())
+        return h / math.log(slots)
+
+    @staticmethod
+    def _training(ctx: RunContext) -> dict[str, Aggregate]:
+        workdir = (ctx.efficiency.get("first_session") or {}).get("workdir")
+        card_path = Path(workdir) / "memory" / "memory.json" if workdir else None
+        if card_path is None or not card_path.is_file():
+            return {}
+        train = json.loads(card_path.read_text(encoding="utf-8")).get("train") or {}
+        out = {}
+        if "seconds" in train:
+            out["train_s"] = Aggregate(float(train["seconds"]), None, 1)
+            out["train_steps"] = Aggregate(float(train["steps"]), None, 1)
+        history = train.get("history") or []
+        if history:
+            for key in ("gen_loss", "route_loss", "usage_entropy"):
+                out[f"train_first_{key}"] = Aggregate(float(history[0][key]), None, 1)
+                out[f"train_final_{key}"] = Aggregate(float(history[-1][key]), None, 1)
+        return out

@@ -1,0 +1,143 @@
+"""The memory model: base LM θ, memory table Z, a shared projection z_dim -> hidden, and routing heads.
+
+One sequence per example, ``[query tokens ; proj(z_i) (m_tokens slots) ; evidence tokens]``.
+The query comes first so that, under causal attention, its hidden states do
+not depend on z: the routing read (the LM's pooled hidden state of the query
+scored against keys derived from every z_i) and the generation loss
+``-log P(evidence | query, proj(z_i))`` come out of one forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MemoryModel(nn.Module):
+    """θ + Z + projection + routing heads; `forward` returns the training losses."""
+
+    def __init__(self, lm, num_passages: int, params):
+        super().__init__()
+        hidden = lm.get_input_embeddings().weight.shape[1]
+        self.lm = lm
+        self.params = params
+        self.m_tokens = params.m_tokens
+        self.z = nn.Parameter(torch.zeros(num_passages, params.m_tokens, params.z_dim))
+        self.proj = nn.Linear(params.z_dim, hidden)
+        self.route_query = nn.Linear(hidden, params.route_dim)
+        self.route_key = nn.Linear(params.z_dim, params.route_dim)
+        device = lm.get_input_embeddings().weight.device
+        self.proj.to(device)
+        self.route_query.to(device)
+        self.route_key.to(device)
+        self.z.data = self.z.data.to(device)
+
+    # -- pieces -------------------------------------------------------------
+    @property
+    def lm_dtype(self) -> torch.dtype:
+        return self.lm.get_input_embeddings().weight.dtype
+
+    def decoder(self):
+        return self.lm.get_decoder()
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.lm.get_input_embeddings()(ids)
+
+    def memory_embeds(self, z: torch.Tensor) -> torch.Tensor:
+        """proj(z): (..., m, z_dim) -> (..., m, hidden) in the LM's dtype."""
+        return self.proj(z).to(self.lm_dtype)
+
+    def keys(self) -> torch.Tensor:
+        """One unit-norm routing key per z_i, derived from Z itself."""
+        return F.normalize(self.route_key(self.z.mean(1)), dim=-1)
+
+    def route_scores(self, query_hidden: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """Cosine scores / temperature of each query against every key: (B, N)."""
+        q = F.normalize(self.route_query(query_hidden.float()), dim=-1)
+        return q @ (self.keys() if keys is None else keys).T / self.params.route_temperature
+
+    def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The routing read of left-padded queries: mean over real tokens, or the last token."""
+        if self.params.route_pool == "last":
+            return hidden[:, -1]
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+    def run(self, embeds: torch.Tensor, mask: torch.Tensor, cache=None, positions=None, use_cache: bool = False):
+        """The decoder over embeddings, with position ids that skip left padding."""
+        if positions is None:
+            positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        return self.decoder()(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
+                              past_key_values=cache, use_cache=use_cache,
+                              output_hidden_states=self.params.routing_layer >= 0)
+
+    def routing_states(self, out, length: int) -> torch.Tensor:
+        """Hidden states of the first `length` positions (the query) at the routing layer."""
+        layer = self.params.routing_layer
+        states = out.last_hidden_state if layer < 0 else out.hidden_states[min(layer, len(out.hidden_states) - 2)]
+        return states[:, :length]
+
+    def query_hidden(self, q_ids: torch.Tensor, q_mask: torch.Tensor) -> torch.Tensor:
+        """The pooled hidden state of the queries alone (no memory): the routing read."""
+        out = self.run(self.embed(q_ids), q_mask)
+        return self.pool(self.routing_states(out, q_ids.shape[1]), q_mask)
+
+    # -- training -----------------------------------------------------------
+    def evidence_loss(self, hidden: torch.Tensor, e_ids: torch.Tensor, e_mask: torch.Tensor, start: int,
+                      reduce: bool = True) -> torch.Tensor:
+        """Cross-entropy of evidence tokens predicted from positions start.. (per example when not `reduce`)."""
+        length = e_ids.shape[1]
+        logits = self.lm.get_output_embeddings()(hidden[:, start : start + length]).float()
+        losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), e_ids.reshape(-1), reduction="none")
+        losses = losses.view_as(e_ids) * e_mask
+        if reduce:
+            return losses.sum() / e_mask.sum().clamp(min=1)
+        return losses.sum(1) / e_mask.sum(1).clamp(min=1)
+
+    def sequence(self, q_ids, q_mask, z, e_ids, e_mask):
+        """The decoder over [query ; proj(z) ; evidence] (left-padded query, right-padded evidence)."""
+        batch = q_ids.shape[0]
+        embeds = torch.cat([self.embed(q_ids), self.memory_embeds(z), self.embed(e_ids)], 1)
+        ones = torch.ones(batch, self.m_tokens, dtype=q_mask.dtype, device=q_mask.device)
+        mask = torch.cat([q_mask, ones, e_mask], 1)
+        return self.run(embeds, mask)
+
+    def forward(self, q_ids, q_mask, e_ids, e_mask, doc, negatives):
+        out = self.sequence(q_ids, q_mask, self.z[doc], e_ids, e_mask)
+        hidden = out.last_hidden_state
+        start = q_ids.shape[1] + self.m_tokens - 1
+        gen_loss = self.evidence_loss(hidden, e_ids, e_mask.float(), start)
+        scores = self.route_scores(self.pool(self.routing_states(out, q_ids.shape[1]), q_mask))
+        route_loss = routing_loss(scores, doc, negatives, self.params.route_negatives)
+        balance = balance_loss(scores)
+        loss = gen_loss + self.params.route_weight * route_loss + self.params.balance_weight * balance
+        return {"loss": loss, "gen_loss": gen_loss.detach(), "route_loss": route_loss.detach(),
+                "top1": scores.detach().argmax(-1)}
+
+
+def routing_loss(scores: torch.Tensor, doc: torch.Tensor, negatives: torch.Tensor, mode: str) -> torch.Tensor:
+    """Contrastive loss over Z: each query against the batch's positives and BM25 hard negatives (or all of Z)."""
+    if mode == "all":
+        return F.cross_entropy(scores, doc)
+    candidates = torch.unique(torch.cat([doc, negatives[negatives >= 0]]))
+    target = torch.searchsorted(candidates, doc)
+    return F.cross_entropy(scores[:, candidates], target)
+
+
+def balance_loss(scores: torch.Tensor) -> torch.Tensor:
+    """KL(mean routing distribution || uniform) / log N: a load-balancing term against collapse onto few z_i."""
+    mean = scores.softmax(-1).mean(0)
+    n = scores.shape[-1]
+    return (mean * (mean.clamp(min=1e-12).log() + math.log(n))).sum() / math.log(n)
+
+
+def usage_entropy(counts: torch.Tensor) -> float:
+    """Entropy of a usage histogram over Z, divided by its maximum (1 = even use, 0 = collapse)."""
+    total = counts.sum()
+    used = counts[counts > 0].float() / total
+    if total <= 1:
+        return 0.0
+    return float(-(used * used.log()).sum() / math.log(min(counts.numel(), int(total))))

@@ -1,0 +1,147 @@
+"""The multi-task training loop (generation + routing losses) under Hugging Face accelerate, resumable from its last checkpoint.
+
+Under ``accelerate launch`` the same loop runs data-parallel over GPUs or
+machines: accelerate prepares model, optimiser, data loader and scheduler,
+and handles gradient accumulation and mixed precision.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from rag_bench.jsonl import write_json_atomic
+
+from .checkpoint import read_weights, write_weights
+from .data import Collator, Encoded, schedule, total_steps
+from .model import usage_entropy
+
+STATE = "state.json"
+LOG_EVERY = 10
+ENTROPY_WINDOW = 50
+MEMORY_PARTS = ("z", "proj.", "route_query.", "route_key.")
+
+
+@dataclass
+class TrainReport:
+    """What a training run did: optimiser steps, wall time, the loss log, and where it resumed."""
+
+    steps: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+    resumed_from: int = 0
+    interrupted: bool = False
+
+
+def param_groups(model, params) -> list[dict]:
+    """LoRA/LM weights at lr_llm; Z, projection and routing heads at lr_z."""
+    memory, llm = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (memory if name.startswith(MEMORY_PARTS) else llm).append(p)
+    groups = [{"params": memory, "lr": params.lr_z, "weight_decay": 0.0}]
+    if llm:
+        groups.append({"params": llm, "lr": params.llm_lr, "weight_decay": params.weight_decay})
+    return groups
+
+
+def lr_lambda(warmup: int, steps: int):
+    """Linear warm-up, then linear decay to 10% at the last step."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 1.0 - 0.9 * (step - warmup) / max(1, steps - warmup)
+    return factor
+
+
+def save_state(folder: Path, model, optimizer, scheduler, params, step: int, history: list) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_weights(model, params, folder / "weights.safetensors")
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state()}, folder / "optimizer.pt")
+    write_json_atomic(folder / STATE, {"step": step, "history": history})
+
+
+def load_state(folder: Path, model, optimizer, scheduler) -> tuple[int, list]:
+    if not (folder / STATE).is_file():
+        return 0, []
+    state = json.loads((folder / STATE).read_text(encoding="utf-8"))
+    read_weights(model, folder / "weights.safetensors")
+    saved = torch.load(folder / "optimizer.pt", weights_only=False)
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["rng"])
+    return state["step"], state["history"]
+
+
+def train(model, encoded: Sequence[Encoded], params, state_dir: Path, pad_id: int,
+          stop_after: int | None = None, progress: bool = True) -> TrainReport:
+    """Train `model` on `encoded`; resumes from `state_dir` when an earlier run left a checkpoint there.
+
+    `stop_after` ends the loop after that many optimiser steps without saving,
+    as a kill would (used to test resumption).
+    """
+    from accelerate import Accelerator
+
+    cuda = torch.cuda.is_available()
+    accelerator = Accelerator(gradient_accumulation_steps=params.grad_accum, cpu=not cuda,
+                              mixed_precision="bf16" if cuda else "no")
+    steps = total_steps(len(encoded), params)
+    order = schedule(len(encoded), params, steps)
+    loader = DataLoader([encoded[i] for i in order], batch_size=params.batch_size, shuffle=False,
+                        collate_fn=Collator(pad_id, params.hard_negatives))
+    optimizer = torch.optim.AdamW(param_groups(model, params))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(params.warmup_steps, steps))
+    done, history = load_state(state_dir, model, optimizer, scheduler)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    if done:
+        loader = accelerator.skip_first_batches(loader, done * params.grad_accum)
+    report = TrainReport(steps=done, seconds=0.0, history=history, resumed_from=done)
+    recent = collections.deque(maxlen=ENTROPY_WINDOW)
+    num_passages = accelerator.unwrap_model(model).z.shape[0]
+    start = time.perf_counter()
+    model.train()
+    bar = tqdm(total=steps, initial=done, desc="llm_memory train", unit="step", disable=not progress or not accelerator.is_main_process)
+    sums = collections.Counter()
+    for batch in loader:
+        with accelerator.accumulate(model):
+            out = model(**batch)
+            accelerator.backward(out["loss"])
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+        sums.update({"gen_loss": float(out["gen_loss"]), "route_loss": float(out["route_loss"]), "n": 1})
+        recent.append(out["top1"].cpu())
+        if not accelerator.sync_gradients:
+            continue
+        report.steps += 1
+        bar.update(1)
+        if report.steps % LOG_EVERY == 0 or report.steps == steps:
+            counts = torch.bincount(torch.cat(list(recent)), minlength=num_passages)
+            entry = {"step": report.steps, "gen_loss": sums["gen_loss"] / sums["n"], "route_loss": sums["route_loss"] / sums["n"],
+                     "usage_entropy": usage_entropy(counts)}
+            report.history.append(entry)
+            sums.clear()
+            bar.set_postfix(gen=f"{entry['gen_loss']:.3f}", route=f"{entry['route_loss']:.3f}", H=f"{entry['usage_entropy']:.2f}")
+        if stop_after is not None and report.steps >= stop_after:
+            report.interrupted = True
+            break
+        if report.steps % params.checkpoint_every == 0 and report.steps < steps:
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                save_state(state_dir, accelerator.unwrap_model(model), optimizer, scheduler, params, report.steps, report.history)
+    bar.close()
+    report.seconds = time.perf_counter() - start
+    model.eval()
+    accelerator.wait_for_everyone()
+    return report

@@ -1,0 +1,115 @@
+"""The `openai` reader: any OpenAI-compatible chat endpoint (ChatGPT, vLLM, Ollama, llama.cpp)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+from rag_bench.params import params_to_dict
+from rag_bench.prompting import clean_answer, load_template
+from rag_bench.reader import Reader
+from rag_bench.types import Question, ReaderAnswer
+
+from .client import CACHE_HEADER, EndpointParams, async_client, describe_error, preflight
+
+
+@dataclass(frozen=True)
+class OpenAIReaderParams(EndpointParams):
+    """Settings of the `openai` reader (`-R key=value`): the endpoint's, plus generation.
+
+    Prices (USD per 1M tokens) turn token usage into `cost_usd`.
+    """
+
+    temperature: float = 0.0
+    max_tokens: int = 32
+    prompt_file: str | None = None
+    price_input_per_1m: float | None = None
+    price_output_per_1m: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_tokens < 1:
+            raise ValueError("max_tokens must be at least 1")
+
+
+class OpenAIReader(Reader):
+    """Reads each question with one chat completion (temperature 0), `concurrency` at a time."""
+
+    Params = OpenAIReaderParams
+    description = "OpenAI-compatible chat endpoint (ChatGPT, vLLM, Ollama, llama.cpp server)"
+    #: Settings that change how fast or how robustly answers come, not which answers.
+    runtime_settings: ClassVar[tuple[str, ...]] = ("concurrency", "timeout_s", "max_retries", "cache", "check_model",
+                                                   "price_input_per_1m", "price_output_per_1m")
+
+    def __init__(self, params: Any = None):
+        super().__init__(params)
+        p = self.params
+        self.template = load_template(p.prompt_file)
+        self.endpoint = p.endpoint()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: Any = None  # openai.AsyncOpenAI, made on the first read
+
+    def settings(self) -> dict[str, Any]:
+        return {**params_to_dict(self.params), **self.endpoint.settings(), **self.template.manifest()}
+
+    def preflight(self) -> None:
+        preflight(self.endpoint, "reader", "-R", check_model=self.params.check_model)
+
+    def read(self, questions: Sequence[Question], evidence: Sequence[Sequence[str]]) -> list[ReaderAnswer]:
+        if self._loop is None:
+            # One loop for the reader's lifetime: the client's connection pool is bound to it.
+            self._loop = asyncio.new_event_loop()
+            self._client = async_client(self.endpoint, self.params.concurrency)
+        return self._loop.run_until_complete(self._read_all(questions, evidence))
+
+    async def _read_all(self, questions: Sequence[Question], evidence: Sequence[Sequence[str]]) -> list[ReaderAnswer]:
+        gate = asyncio.Semaphore(self.params.concurrency)
+        return list(await asyncio.gather(*(self._read_one(gate, q, ev) for q, ev in zip(questions, evidence))))
+
+    async def _read_one(self, gate: asyncio.Semaphore, question: Question, evidence: Sequence[str]) -> ReaderAnswer:
+        import openai
+
+        p = self.params
+        messages = self.template.messages(question.text, evidence)
+        async with gate:
+            start = time.perf_counter()
+            try:
+                raw = await self._client.chat.completions.with_raw_response.create(
+                    model=p.model, messages=messages, temperature=p.temperature, max_tokens=p.max_tokens
+                )
+                completion = raw.parse()
+            except openai.APIError as exc:  # still failing after the client's retries
+                latency = (time.perf_counter() - start) * 1000
+                return ReaderAnswer(answer=None, error=describe_error(exc), info={"latency_ms": latency})
+            latency = (time.perf_counter() - start) * 1000
+        choice = completion.choices[0] if completion.choices else None
+        text = choice.message.content if choice is not None else None
+        info = {"latency_ms": latency, "raw_answer": text, "cached": raw.headers.get(CACHE_HEADER) == "hit",
+                "finish_reason": choice.finish_reason if choice is not None else None, "served_model": completion.model}
+        if text is None:
+            return ReaderAnswer(answer=None, error="the endpoint returned no message content", info=info)
+        return ReaderAnswer(answer=clean_answer(text), usage=self._usage(completion), info=info)
+
+    def _usage(self, completion: Any) -> dict[str, Any]:
+        u = completion.usage
+        if u is None:
+            return {}
+        usage: dict[str, Any] = {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+                                 "total_tokens": u.total_tokens}
+        p = self.params
+        if p.price_input_per_1m is not None or p.price_output_per_1m is not None:
+            usage["cost_usd"] = (u.prompt_tokens * (p.price_input_per_1m or 0.0)
+                                 + u.completion_tokens * (p.price_output_per_1m or 0.0)) / 1e6
+        return usage
+
+    def close(self) -> None:
+        if self._loop is None:
+            return
+        try:
+            if self._client is not None:
+                self._loop.run_until_complete(self._client.close())
+        finally:
+            self._loop.close()
+            self._loop, self._client = None, None

@@ -1,0 +1,117 @@
+"""`rag-bench leaderboard build | verify | publish`."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+
+from ..errors import RagBenchError
+from ..summary import table
+
+DEFAULT_RESULTS = Path("leaderboard/results")
+DEFAULT_TASKS = ("nq_5k", "hotpotqa_5k")
+
+_sources = click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+
+
+def _collect(sources: tuple[Path, ...]):
+    from .collect import collect_entries
+
+    return collect_entries(*sources)
+
+
+def _only(entries, tasks: tuple[str, ...], providers: tuple[str, ...]):
+    return [e for e in entries if (not tasks or e.task in tasks) and (not providers or e.provider in providers)]
+
+
+@click.group()
+def leaderboard():
+    """Build, publish and verify the static leaderboard."""
+
+
+@leaderboard.command()
+@_sources
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Folder for the site (replaced if an earlier build is there).")
+@click.option("--no-plots", is_flag=True, help="Skip the matplotlib plots.")
+def build(sources, out, no_plots):
+    """Build a static site from run directories and/or published results (SOURCES...)."""
+    from .site import build_site
+
+    entries = _collect(sources)
+    if not entries:
+        raise RagBenchError(f"no finished runs or published results under {', '.join(map(str, sources))}; "
+                            "run `rag-bench run ...` first or pass leaderboard/results")
+    site = build_site(entries, out, plots=not no_plots)
+    click.echo(f"{len(entries)} row(s), {len(site.plots)} plot(s) -> {site.index.resolve().as_uri()}")
+
+
+@leaderboard.command()
+@_sources
+@click.option("--tolerance", type=float, default=0.01, show_default=True, help="Largest absolute difference allowed on a score.")
+@click.option("--footprint-tolerance", type=float, default=0.1, show_default=True, help="Largest relative difference allowed on footprint.")
+@click.option("--task", "tasks", multiple=True, help="Only rows of this task; repeatable.")
+@click.option("--provider", "providers", multiple=True, help="Only rows of this provider; repeatable.")
+@click.option("--keep-runs", type=click.Path(path_type=Path), default=None, help="Keep the re-runs here instead of a temporary folder.")
+def verify(sources, tolerance, footprint_tolerance, tasks, providers, keep_runs):
+    """Re-run each row's command and compare with its published figures: OK / FAIL per row."""
+    from .verify import verify_entries
+
+    entries = _only(_collect(sources), tasks, providers)
+    if not entries:
+        raise RagBenchError("no rows to verify; check the SOURCES folder and the --task/--provider filters")
+
+    def progress(check):
+        e = check.entry
+        click.echo(f"{'OK  ' if check.ok else 'FAIL'} {e.task} {e.provider} ({e.reader}): {check.detail}", err=True)
+
+    checks = verify_entries(entries, tolerance, footprint_tolerance, keep_runs, progress)
+    rows = [[c.entry.task, c.entry.provider, c.entry.reader, "OK" if c.ok else "FAIL",
+             "-" if c.max_deviation is None else f"{c.max_deviation:.2g}", c.detail] for c in checks]
+    click.echo(table(["task", "provider", "reader", "result", "max |diff|", "detail"], rows))
+    failed = sum(not c.ok for c in checks)
+    click.echo(f"{len(checks) - failed}/{len(checks)} row(s) reproduced within tolerance.")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@leaderboard.command()
+@click.option("--provider", "providers", multiple=True, help="Provider to run (repeatable; default: every registered provider).")
+@click.option("--task", "tasks", multiple=True, help=f"Task to run (repeatable; default: {', '.join(DEFAULT_TASKS)} where registered).")
+@click.option("--reader", default="none", show_default=True, help="Reader every row uses.")
+@click.option("--from-runs", type=click.Path(path_type=Path, exists=True), default=None,
+              help="Publish the finished runs in this runs directory instead of running anything.")
+@click.option("--work-dir", type=click.Path(path_type=Path), default=None, help="Where the runs go (default: a temporary folder).")
+@click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
+@click.option("--site", type=click.Path(path_type=Path), default=None, help="Also build the site from all results into this folder.")
+def publish(providers, tasks, reader, from_runs, work_dir, results, site):
+    """Run the leaderboard commands and write their aggregated results (no dataset text) to --results."""
+    from ..registry import registry
+    from .collect import collect_entries
+    from .publish import export_results, finished_runs, run_commands
+    from .site import build_site
+
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="rag-bench-publish-") as tmp:
+        if from_runs is not None:
+            runs_dir = from_runs
+            entries = _only(finished_runs(runs_dir), tasks, providers)
+        else:
+            reg = registry()
+            providers = providers or tuple(reg.providers.names())
+            tasks = tasks or tuple(t for t in DEFAULT_TASKS if t in reg.tasks.entries)
+            workdir = work_dir or Path(tmp)
+            outcomes = run_commands(providers, tasks, reader, workdir)
+            failures = [" ".join(o.command) for o in outcomes if o.returncode != 0]
+            wanted = {(t, p) for t in tasks for p in providers}
+            entries = [e for e in finished_runs(workdir / "runs") if (e.task, e.provider) in wanted and e.reader == reader]
+        written = export_results(entries, results)
+    for path in written:
+        click.echo(f"published {path}")
+    if site is not None:
+        built = build_site(collect_entries(results), site)
+        click.echo(f"site -> {built.index.resolve().as_uri()}")
+    if failures:
+        click.echo("these commands failed and were not published:\n  " + "\n  ".join(failures), err=True)
+        raise click.exceptions.Exit(1)

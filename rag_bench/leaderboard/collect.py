@@ -1,0 +1,171 @@
+"""Find leaderboard rows: finished run directories and published result files.
+
+A run directory holds manifest.json + metrics.json (+ records.jsonl); a
+published result is one JSON file (``FORMAT``) with the redacted manifest,
+the aggregate metrics and the per-question *scores* (numbers keyed by
+question id, no dataset text), which is all that significance marks need.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import RagBenchError
+from ..plugins import warn
+from ..run_dir import MANIFEST, METRICS, RECORDS
+from .redact import redact, redact_command
+
+FORMAT = "rag-bench-result/1"
+FINISHED = ("complete", "complete_with_failures")
+
+
+@dataclass
+class Entry:
+    """One leaderboard row: a finished run of provider x task x split x reader."""
+
+    task: str
+    split: str
+    provider: str
+    reader: str
+    config_hash: str
+    command: list[str] | None
+    date: str
+    status: str
+    counts: dict[str, int]
+    aggregate: dict[str, dict[str, Any]]
+    #: metric -> {qid: value}; numbers only.
+    scores: dict[str, dict[str, float]]
+    manifest: dict[str, Any]
+    source: Path
+    records_path: Path | None = None
+    failed_qids: list[str] = field(default_factory=list)
+
+    @property
+    def row_id(self) -> str:
+        """A file-name-safe id, unique per configuration."""
+        raw = f"{self.task}__{self.provider}__{self.split}__{self.reader}__{self.config_hash}"
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw)
+
+    def value(self, metric: str) -> float | None:
+        agg = self.aggregate.get(metric)
+        return None if agg is None else agg.get("value")
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Per-question records (latest per qid, in file order); none for published results."""
+        if self.records_path is None or not self.records_path.is_file():
+            return iter(())
+        latest: dict[str, dict[str, Any]] = {}
+        with open(self.records_path, encoding="utf-8") as fh:
+            for line in fh:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a partial last line of an interrupted write
+                latest[record["qid"]] = record
+        return iter(latest.values())
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RagBenchError(f"{path}: unreadable JSON ({exc}); remove it or rerun the run that made it") from None
+
+
+def _entry(manifest: dict[str, Any], metrics: dict[str, Any], scores: dict[str, dict[str, float]],
+           source: Path, records_path: Path | None) -> Entry:
+    run = metrics.get("run") or {}
+    task = manifest.get("task") or {}
+    command = manifest.get("command")
+    return Entry(
+        task=str(run.get("task") or task.get("name")),
+        split=str(run.get("split") or task.get("split")),
+        provider=str(run.get("provider") or (manifest.get("provider") or {}).get("name")),
+        reader=str(run.get("reader") or (manifest.get("reader") or {}).get("name")),
+        config_hash=str(run.get("config_hash") or manifest.get("config_hash")),
+        command=redact_command(command) if command else None,
+        date=str(manifest.get("ended") or manifest.get("created") or ""),
+        status=str(manifest.get("status")),
+        counts=dict(metrics.get("counts") or {}),
+        aggregate=dict(metrics.get("aggregate") or {}),
+        scores=scores,
+        manifest=redact(manifest),
+        source=source,
+        records_path=records_path,
+        failed_qids=list(metrics.get("failed_qids") or []),
+    )
+
+
+def scores_by_metric(per_question: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """metrics.json's {qid: {metric: v}} turned into {metric: {qid: v}}."""
+    out: dict[str, dict[str, float]] = {}
+    for qid, values in per_question.items():
+        for metric, value in values.items():
+            out.setdefault(metric, {})[qid] = value
+    return out
+
+
+def load_run_dir(path: Path) -> Entry | None:
+    """The row of a finished run directory; None (with a warning) for an unfinished one."""
+    manifest = _read_json(path / MANIFEST)
+    if manifest.get("status") not in FINISHED or not (path / METRICS).is_file():
+        warn(f"{path}: run not finished (status {manifest.get('status')!r}); left off the leaderboard")
+        return None
+    metrics = _read_json(path / METRICS)
+    scores = scores_by_metric(metrics.get("per_question") or {})
+    return _entry(manifest, metrics, scores, path, path / RECORDS)
+
+
+def load_result_file(path: Path) -> Entry | None:
+    """The row of a published result file; None for JSON files of another kind."""
+    data = _read_json(path)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        return None
+    table = data.get("per_question_scores") or {"qids": [], "metrics": {}}
+    qids = table["qids"]
+    scores = {
+        metric: {qid: value for qid, value in zip(qids, values) if value is not None}
+        for metric, values in table["metrics"].items()
+    }
+    return _entry(data["manifest"], data["metrics"], scores, path, None)
+
+
+def _candidates(root: Path) -> Iterator[Path]:
+    if (root / MANIFEST).is_file():
+        yield root
+        return
+    if root.is_file():
+        yield root
+        return
+    for path in sorted(root.rglob("*")):
+        if path.is_dir() and (path / MANIFEST).is_file():
+            yield path
+        elif path.is_file() and path.suffix == ".json" and not (path.parent / MANIFEST).is_file():
+            yield path
+
+
+def collect_entries(*roots: Path) -> list[Entry]:
+    """Every finished run and published result under `roots`, one per configuration.
+
+    Where the same configuration appears twice (a run and its published
+    result), the one that finished last is kept.
+    """
+    found: dict[tuple[str, str], Entry] = {}
+    for root in roots:
+        if not root.exists():
+            raise RagBenchError(f"{root}: no such folder; pass a runs directory (e.g. runs/) or leaderboard/results")
+        for path in _candidates(root):
+            entry = load_run_dir(path) if path.is_dir() else load_result_file(path)
+            if entry is None:
+                continue
+            key = (entry.task, entry.row_id)
+            if key not in found or entry.date > found[key].date:
+                found[key] = entry
+    return sorted(found.values(), key=lambda e: (e.task, e.provider, e.reader, e.split, e.config_hash))

@@ -1,0 +1,127 @@
+"""The front page: one sortable table per task, significance marks, ties, plots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .collect import Entry
+from .columns import efficiency_metrics, fmt, quality_metrics
+from .markup import cell, command_text, esc, table
+from .plots import Plot
+from .significance import Comparison, best_row, pairwise_ties, ties_with_best
+
+
+@dataclass
+class TaskView:
+    """Everything the front page shows for one task."""
+
+    task: str
+    slug: str
+    entries: list[Entry]
+    plots: list[Plot]
+
+
+def _ci(agg: dict) -> str:
+    ci = agg.get("ci95")
+    return f'<span class="ci">[{esc(fmt(ci[0]))}, {esc(fmt(ci[1]))}]</span>' if ci else ""
+
+
+def _tie_note(comparison: Comparison, best: Entry) -> str:
+    return (f"not significantly different from the best row ({best.provider}, {best.reader}): "
+            f"paired bootstrap on {comparison.n} questions, mean difference {comparison.mean_diff:+.4f}, "
+            f"95% CI [{comparison.ci95[0]:+.4f}, {comparison.ci95[1]:+.4f}], p={comparison.p_value:.3f}")
+
+
+def _metric_cells(view: TaskView, metric: str, with_significance: bool) -> list[str]:
+    entries = view.entries
+    values = [e.value(metric) for e in entries]
+    best = best_row(values, metric)
+    ties = ties_with_best(metric, values, [e.scores.get(metric, {}) for e in entries]) if with_significance else {}
+    out = []
+    for i, entry in enumerate(entries):
+        agg = entry.aggregate.get(metric)
+        if agg is None:
+            out.append(cell("–", "", "num"))
+            continue
+        content = f'<span class="v">{esc(fmt(agg["value"], metric))}</span>{_ci(agg) if with_significance else ""}'
+        cls, title = "num", ""
+        if i == best and len(entries) > 1:
+            cls += " best"
+        if i in ties:
+            title = _tie_note(ties[i], entries[best])
+            content += f' <span class="tie" title="{esc(title)}">≈</span>'
+            cls += " tied"
+        out.append(cell(content, agg["value"], cls))
+    return out
+
+
+def task_table(view: TaskView) -> str:
+    quality = quality_metrics(view.entries)
+    efficiency = efficiency_metrics(view.entries)
+    columns = {m: _metric_cells(view, m, True) for m in quality}
+    columns.update({m: _metric_cells(view, m, False) for m in efficiency})
+    headers = ["provider", "reader", *quality, *efficiency, "questions", "date", "reproduce with"]
+    rows = []
+    for i, entry in enumerate(view.entries):
+        link = f'<a href="runs/{esc(entry.row_id)}.html">{esc(entry.provider)}</a>'
+        failed = entry.counts.get("failed", 0)
+        n_text = f"{entry.counts.get('questions', '')}" + (f" ({failed} failed)" if failed else "")
+        cells = [
+            cell(link, entry.provider),
+            cell(esc(entry.reader), entry.reader),
+            *(columns[m][i] for m in [*quality, *efficiency]),
+            cell(esc(n_text), entry.counts.get("questions"), "num"),
+            cell(esc(entry.date[:10]), entry.date),
+            cell(f"<code>{esc(command_text(entry.command))}</code>" if entry.command else "–", command_text(entry.command), "cmd"),
+        ]
+        rows.append(f'<tr data-row="{esc(entry.row_id)}">{"".join(cells)}</tr>')
+    return table(headers, rows, tid=f"table-{view.slug}")
+
+
+def ties_list(view: TaskView) -> str:
+    quality = quality_metrics(view.entries)
+    pairs = pairwise_ties(quality, [e.scores for e in view.entries])
+    if not pairs:
+        return "<p>Every pair of rows differs significantly on every quality metric (paired bootstrap, 95%).</p>"
+    items = []
+    for (i, j), found in sorted(pairs.items()):
+        a, b = view.entries[i], view.entries[j]
+        metrics = ", ".join(f"{esc(m)} (Δ {c.mean_diff:+.3f}, p={c.p_value:.2f})" for m, c in found)
+        items.append(f"<li><b>{esc(a.provider)}</b> ({esc(a.reader)}) vs <b>{esc(b.provider)}</b> ({esc(b.reader)}): {metrics}</li>")
+    return ("<details><summary>Pairs of rows whose difference is not significant (paired bootstrap on per-question "
+            f"scores, 95%)</summary><ul>{''.join(items)}</ul></details>")
+
+
+def task_section(view: TaskView) -> str:
+    first = view.entries[0]
+    task_info = first.manifest.get("task") or {}
+    splits = sorted({e.split for e in view.entries})
+    plots = "".join(
+        f'<figure><img src="{esc(p.path)}" alt="{esc(p.title)}"><figcaption>{esc(p.caption)}</figcaption></figure>'
+        for p in view.plots
+    )
+    return (
+        f'<section class="task" data-task="{esc(view.task)}" id="task-{esc(view.slug)}">'
+        f"<h2>{esc(view.task)}</h2>"
+        f"<p>Task version {esc(task_info.get('version', '?'))}, split {esc(', '.join(splits))}, "
+        f"{esc(task_info.get('passages', '?'))} passages; {len(view.entries)} row(s). "
+        "Bold: the best value of a column. <span class=\"tie\">≈</span>: not significantly different from it "
+        "(paired bootstrap over per-question scores, 95%; hover for the test).</p>"
+        f"{task_table(view)}{ties_list(view)}<div class=\"plots\">{plots}</div></section>"
+    )
+
+
+def index_body(views: list[TaskView]) -> str:
+    options = "".join(f'<option value="{esc(v.task)}">{esc(v.task)}</option>' for v in views)
+    rows = sum(len(v.entries) for v in views)
+    intro = (
+        "<h1>rag-bench leaderboard</h1>"
+        f"<p>{rows} run(s) over {len(views)} task(s). Every provider is read by the reader named in its row; "
+        "values are means over the questions of the split with 95% bootstrap intervals. "
+        "Click a column header to sort, a provider to see its per-question records.</p>"
+        f'<div class="controls"><label for="task-filter">Task </label><select id="task-filter">'
+        f'<option value="">all tasks</option>{options}</select></div>'
+    )
+    if not views:
+        return intro + '<p class="note">No finished runs were found.</p>'
+    return intro + "".join(task_section(v) for v in views)

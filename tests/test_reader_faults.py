@@ -1,0 +1,101 @@
+"""Faults of the `openai` reader against a real loopback server: preflight errors, retries, failed records, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag_bench.errors import RagBenchError
+from rag_bench.runner import execute
+
+from .chat_server import ChatServer, reader_config
+
+LIMIT = 4
+
+
+@pytest.fixture()
+def server(nq_5k, monkeypatch):
+    with ChatServer(default_answer="Paris") as srv:
+        monkeypatch.setenv("OPENAI_API_KEY", srv.api_key)
+        monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+        yield srv
+
+
+def _records(result):
+    return {r["qid"]: r for r in map(json.loads, (result.path / "records.jsonl").read_text().splitlines())}
+
+
+def test_wrong_key_fails_before_the_question_loop(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "wrong-key")
+    with pytest.raises(RagBenchError, match=r"rejected the API key from \$OPENAI_API_KEY"):
+        execute(reader_config(server, tmp_path))
+    assert server.completions == 0 and server.calls["/v1/models"] == 1
+    assert not list(tmp_path.glob("*/*/records.jsonl"))
+
+
+def test_unreachable_endpoint_fails_before_the_question_loop(tmp_path, nq_5k, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    with ChatServer() as gone:
+        pass  # stopped: its port now refuses connections
+    with pytest.raises(RagBenchError, match="cannot reach the reader endpoint"):
+        execute(reader_config(gone, tmp_path, reader_params={"timeout_s": "2"}))
+
+
+def test_unknown_model_fails_before_the_question_loop(server, tmp_path):
+    with pytest.raises(RagBenchError, match=r"model 'gpt-nope' is not served .* it serves: test-model"):
+        execute(reader_config(server, tmp_path, reader_params={"model": "gpt-nope"}))
+    assert server.completions == 0
+
+
+def test_no_key_for_openai_itself_is_a_clear_error(tmp_path, nq_5k, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with ChatServer() as unused:
+        cfg = reader_config(unused, tmp_path)
+    cfg.reader_params.pop("base_url")
+    with pytest.raises(RagBenchError, match="no API key for https://api.openai.com/v1: set OPENAI_API_KEY"):
+        execute(cfg)
+
+
+def test_bad_reader_setting_is_a_clear_error(server, tmp_path):
+    with pytest.raises(RagBenchError, match="concurrency must be at least 1"):
+        execute(reader_config(server, tmp_path, reader_params={"concurrency": "0"}))
+
+
+def test_retries_on_429_and_500(server, tmp_path):
+    server.add_fault(status=429, times=2)
+    server.add_fault(status=500, times=2)
+    result = execute(reader_config(server, tmp_path, limit=LIMIT))
+    assert result.metrics["counts"]["failed"] == 0
+    assert server.completions == LIMIT + 4
+    assert all(r["answer"] == "Paris" for r in _records(result).values())
+
+
+def test_retries_a_slow_answer_after_its_timeout(server, tmp_path):
+    server.add_fault(delay_s=3.0, times=1)
+    result = execute(reader_config(server, tmp_path, limit=2, reader_params={"timeout_s": "0.5", "concurrency": "1"}))
+    assert result.metrics["counts"]["failed"] == 0
+    assert server.completions == 3
+
+
+def test_failed_call_is_a_failed_record_and_is_retried_on_resume(server, tmp_path, nq_5k):
+    victim = nq_5k.split("test")[1]
+    server.add_fault(status=500, match=victim.text, times=None)
+    cfg = dict(limit=LIMIT, reader_params={"max_retries": "1"})
+    first = execute(reader_config(server, tmp_path, **cfg))
+    assert server.completions == LIMIT + 1  # one retry of the failing question
+    assert first.metrics["counts"] == {"questions": LIMIT, "ok": LIMIT - 1, "failed": 1}
+    assert first.metrics["failed_qids"] == [victim.qid]
+    assert first.manifest["status"] == "complete_with_failures"
+    record = _records(first)[victim.qid]
+    assert record["status"] == "failed" and record["answer"] is None
+    assert "InternalServerError (HTTP 500)" in record["reader_error"]
+    assert first.metrics["aggregate"]["em"]["n"] == LIMIT - 1
+
+    server.clear_faults()
+    resumed = execute(reader_config(server, tmp_path, **cfg))
+    assert resumed.path == first.path and resumed.computed == 1
+    assert server.completions == LIMIT + 2  # only the failed question was asked again
+    assert resumed.metrics["counts"]["failed"] == 0 and resumed.manifest["status"] == "complete"
+    assert _records(resumed)[victim.qid]["answer"] == "Paris"

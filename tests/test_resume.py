@@ -1,0 +1,68 @@
+"""A run killed with SIGKILL resumes to exactly the result of an uninterrupted run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from .plugin_dist import build_and_install, env_with, rag_bench
+
+# Figures that measure this process rather than the evidence: they legitimately differ between runs.
+MEASURED = ("latency", "prepare_s", "peak_rss_mb")
+
+
+def quality(metrics):
+    return {k: v for k, v in metrics["aggregate"].items() if not k.startswith(MEASURED)}
+
+
+def without_timings(path):
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows:
+        row.pop("timings_ms")
+    return sorted(rows, key=lambda r: r["qid"])
+
+
+def test_sigkill_then_resume_equals_uninterrupted(nq_5k, tmp_path):
+    env = env_with(build_and_install(tmp_path / "plugin"))
+    args = ["run", "--provider", "throwaway_overlap", "--task", "nq_5k", "--limit", "60",
+            "--batch-size", "4", "-P", "delay=0.05"]
+    killed_runs = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from rag_bench.cli import main; main()", *args, "--runs-dir", str(killed_runs)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    records = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = list(killed_runs.glob("nq_5k/*/records.jsonl"))
+        if found and len(found[0].read_text().splitlines()) >= 12:
+            records = found[0]
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert records is not None, "the run never got going"
+    run_dir = records.parent
+    done_before = len(records.read_text().splitlines())
+    assert done_before < 60
+    assert not (run_dir / "metrics.json").exists()
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
+
+    resumed = rag_bench([*args, "--runs-dir", str(killed_runs)], env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{60 - done_before} computed now" in resumed.stdout
+
+    clean_runs = tmp_path / "clean"
+    clean = rag_bench([*args, "--runs-dir", str(clean_runs)], env)
+    assert clean.returncode == 0, clean.stderr
+    (clean_dir,) = (clean_runs / "nq_5k").iterdir()
+    assert clean_dir.name == run_dir.name  # the directory is named from the configuration
+
+    assert without_timings(run_dir / "records.jsonl") == without_timings(clean_dir / "records.jsonl")
+    resumed_metrics = json.loads((run_dir / "metrics.json").read_text())
+    clean_metrics = json.loads((clean_dir / "metrics.json").read_text())
+    assert quality(resumed_metrics) == quality(clean_metrics)
+    assert resumed_metrics["per_question"] == clean_metrics["per_question"]
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "complete"
