@@ -42,7 +42,7 @@ def read_weights(model, path: Path) -> None:
     tensors = load_file(str(path))
     if "z" in tensors and tensors["z"].shape != model.z.shape:
         model.z.data = torch.empty_like(tensors["z"], device=model.z.device)
-    unexpected = model.load_state_dict({k: v for k, v in tensors.items()}, strict=False).unexpected_keys
+    unexpected = model.load_state_dict(tensors, strict=False).unexpected_keys
     if unexpected:
         raise RagBenchError(f"llm_memory: checkpoint {path} holds weights this model lacks ({unexpected[:3]}...); "
                             "was it trained with other settings?")
