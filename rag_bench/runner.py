@@ -226,8 +226,6 @@ def execute(cfg: RunConfig, argv: Sequence[str] | None = None) -> RunResult:
     ks = resolve_ks(cfg, task)
     digest = config_hash(cfg, provider, reader, task, split, ks)
     run = RunDir(run_dir_for(cfg, task, digest, split))
-    if cfg.overwrite:
-        run.reset()
     seed_everything(cfg.seed)
 
     ctx = RunContext(
@@ -247,6 +245,8 @@ def execute(cfg: RunConfig, argv: Sequence[str] | None = None) -> RunResult:
     prepare_info = prepare_provider(cfg.provider, provider, task)
     session.update(prepare_info)
 
+    if cfg.overwrite:  # only now: a failed preflight or preparation keeps the earlier run
+        run.reset()
     run.path.mkdir(parents=True, exist_ok=True)
     manifest = run.read_manifest() if run.exists() else _new_manifest(cfg, provider, reader, task, split, ks, digest, argv)
     manifest["status"] = "running"

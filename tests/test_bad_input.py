@@ -166,3 +166,37 @@ def test_a_crash_mid_run_keeps_records_and_is_resumed(nq_5k, tmp_path):
         assert json.loads((run_dir / "manifest.json").read_text())["status"] == "complete"
     finally:
         reset_for_tests()
+
+
+class BrokenPrepare(FlakyProvider):
+    """Prepares once, then fails: e.g. a model that went missing before a re-run."""
+
+    broken = False
+
+    def prepare(self, task, workdir):
+        if BrokenPrepare.broken:
+            raise RuntimeError("model weights not found")
+        super().prepare(task, workdir)
+
+
+class BrokenPreparePlugin:
+    @hookimpl
+    def register_providers(self, register):
+        register("broken_prepare", BrokenPrepare)
+
+
+def test_overwrite_keeps_the_earlier_run_when_the_new_one_cannot_start(nq_5k, tmp_path):
+    register_plugin(BrokenPreparePlugin(), "broken_prepare")
+    FlakyProvider.fail = False
+    try:
+        args = ["-p", "broken_prepare", "-t", "nq_5k", "--limit", "3"]
+        assert run(tmp_path, *args).exit_code == 0
+        (run_dir,) = (tmp_path / "runs" / "nq_5k").iterdir()
+        BrokenPrepare.broken = True
+        with pytest.raises(RuntimeError, match="model weights not found"):
+            run(tmp_path, *args, "--overwrite")
+        assert (run_dir / "metrics.json").is_file()
+        assert json.loads((run_dir / "manifest.json").read_text())["status"] == "complete"
+    finally:
+        BrokenPrepare.broken = False
+        reset_for_tests()
