@@ -86,3 +86,8 @@ def sha256_content(path: Path) -> str:
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def fingerprint(value: Any, length: int = 16) -> str:
+    """A short sha256 of `value` in the canonical JSON encoding: a cache or configuration key."""
+    return sha256_text(dumps(value))[:length]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .errors import RagBenchError
+from .gold_evidence import gold_evidence
 from .jsonl import read_jsonl
 from .task import TaskCard, TaskDefinition
 from .types import Passage, Question
@@ -30,8 +31,6 @@ def is_card_path(name: str) -> bool:
 
 
 def build_jsonl(card: TaskCard, sources: Mapping[str, Path]) -> tuple[list[Passage], list[Question]]:
-    from rag_bench.scoring.retrieval import has_answer
-
     corpus = [
         Passage(str(row["_id"]), str(row.get("title", "")), str(row["text"]))
         for row in read_jsonl(sources["corpus"], required=("_id", "text"))
@@ -42,23 +41,11 @@ def build_jsonl(card: TaskCard, sources: Mapping[str, Path]) -> tuple[list[Passa
         gold = tuple(str(d) for d in row.get("gold_doc_ids", ()))
         evidence = tuple(row.get("gold_evidence") or ())
         if not evidence and gold:
-            passages = [by_id[d].text for d in gold if d in by_id]
-            evidence = tuple(
-                sentence
-                for text in passages
-                for sentence in _sentences(text)
-                if has_answer(sentence, row["answers"])
-            ) or tuple(passages)
+            evidence = gold_evidence([by_id[d].text for d in gold if d in by_id], row["answers"])
         questions.append(
             Question(str(row["_id"]), str(row["text"]), tuple(row["answers"]), str(row["split"]), gold, evidence, row.get("meta") or {})
         )
     return corpus, questions
-
-
-def _sentences(text: str) -> list[str]:
-    import re
-
-    return [s for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
 
 
 def definition_from_card_file(path: Path) -> TaskDefinition:

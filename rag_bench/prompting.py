@@ -21,7 +21,6 @@ articles), so this only removes what the normalisation would not.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import RagBenchError
+from .jsonl import sha256_text
 
 PLACEHOLDERS = ("{evidence}", "{question}")
 NO_EVIDENCE = "(no evidence)"
@@ -45,7 +45,7 @@ class PromptTemplate:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+        return sha256_text(self.text)
 
     def render(self, question: str, evidence: Sequence[str]) -> str:
         """The prompt for one question: numbered evidence, then the question."""

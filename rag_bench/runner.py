@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import random
 import resource
@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .errors import RagBenchError
 from .evaluate import compute_metrics
-from .jsonl import dumps, write_json_atomic
+from .jsonl import fingerprint, write_json_atomic
 from .manifest import now, software
 from .metric import RunContext
 from .params import json_ready, parse_params
@@ -71,7 +71,7 @@ def build_reader(name: str, raw_params: dict[str, str]) -> Reader:
 
 def provider_workdir(provider_name: str, provider: EvidenceProvider, task: Task) -> Path:
     """Cache folder for a provider's state, keyed by everything that state depends on."""
-    key = dumps(
+    key = fingerprint(
         {
             "provider": provider_name,
             "provider_version": provider.version,
@@ -81,8 +81,7 @@ def provider_workdir(provider_name: str, provider: EvidenceProvider, task: Task)
             "task_files": task.files_sha256,
         }
     )
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
-    return cache_dir() / "providers" / provider_name / f"{task.name}-v{task.version}-{digest}"
+    return cache_dir() / "providers" / provider_name / f"{task.name}-v{task.version}-{key}"
 
 
 def prepare_provider(provider_name: str, provider: EvidenceProvider, task: Task) -> dict[str, Any]:
@@ -96,8 +95,6 @@ def prepare_provider(provider_name: str, provider: EvidenceProvider, task: Task)
     provider.prepare(task, workdir)
     elapsed = time.perf_counter() - start
     if marker.is_file():
-        import json
-
         built = json.loads(marker.read_text(encoding="utf-8"))
         return {"prepare_s": elapsed, "build_s": built["build_s"], "reused_cache": True, "workdir": str(workdir)}
     write_json_atomic(marker, {"build_s": elapsed, "built_at": now()})
@@ -119,7 +116,7 @@ def config_hash(cfg: RunConfig, provider: EvidenceProvider, reader: Reader, task
         "reader_settings": {k: v for k, v in reader.settings().items() if k not in reader.runtime_settings},
         "seed": cfg.seed,
     }
-    return hashlib.sha256(dumps(key).encode("utf-8")).hexdigest()[:12]
+    return fingerprint(key, 12)
 
 
 def run_dir_for(cfg: RunConfig, task: Task, digest: str, split: str) -> Path:

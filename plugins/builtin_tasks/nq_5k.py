@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Mapping
 
 from rag_bench.errors import RagBenchError
+from rag_bench.gold_evidence import gold_evidence
 from rag_bench.jsonl import read_jsonl
 from rag_bench.task import TaskCard
 from rag_bench.types import Passage, Question
 
-from .text import assign_splits, gold_evidence, rank_key
+from .text import assign_splits, rank_key
 
 CORPUS_SIZE = 5000
 
@@ -68,7 +69,7 @@ def build(card: TaskCard, sources: Mapping[str, Path]) -> tuple[list[Passage], l
                 answers=tuple(row["answers"]),
                 split=splits[row["question"]],
                 gold_doc_ids=(gold_ids[(ctx["title"], ctx["text"])],),
-                gold_evidence=gold_evidence(ctx["text"], row["answers"]),
+                gold_evidence=gold_evidence([ctx["text"]], row["answers"]),
             )
         )
     return corpus, questions

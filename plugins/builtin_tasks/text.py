@@ -1,27 +1,9 @@
-"""Text helpers shared by the task builders: sentence splitting and gold evidence."""
+"""Deterministic orderings shared by the task builders (gold evidence lives in rag_bench.gold_evidence)."""
 
 from __future__ import annotations
 
 import hashlib
-import re
-from typing import Iterable, Sequence
-
-from rag_bench.scoring.retrieval import has_answer
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(\[])")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split on sentence-final punctuation followed by a capital, digit or opening quote."""
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
-
-
-def gold_evidence(passage_text: str, answers: Iterable[str]) -> tuple[str, ...]:
-    """The sentences that contain an answer (DPR's has_answer), else the whole passage."""
-    answers = list(answers)
-    hits = tuple(s for s in split_sentences(passage_text) if has_answer(s, answers))
-    return hits or (passage_text.strip(),)
-
+from typing import Sequence
 
 def rank_key(salt: str, *parts: str) -> str:
     """A deterministic pseudo-random order: sha256 over a salt and the item's text."""

@@ -10,7 +10,6 @@ index lives in the provider's workdir.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 
 from rag_bench import hookimpl
 from rag_bench.errors import RagBenchError
-from rag_bench.jsonl import dumps, write_json_atomic
+from rag_bench.jsonl import fingerprint, write_json_atomic
 from rag_bench.provider import EvidenceProvider
 from rag_bench.types import Hit, ProvidedEvidence, Question
 from rag_bench_plugins.bm25.text import document_text, passage_evidence
@@ -95,14 +94,13 @@ class DenseProvider(EvidenceProvider):
 
     def embeddings_path(self, task, workdir: Path) -> Path:
         """Where this encoder's embeddings of `task`'s corpus are cached (shared across index kinds)."""
-        key = dumps(
+        digest = fingerprint(
             {
                 "version": self.version,
                 "encoder": self.model.identity(),
                 "corpus_sha256": task.corpus_sha256,
             }
         )
-        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
         return workdir.parent / "embeddings" / f"{task.name}-{digest}.npy"
 
     def prepare(self, task, workdir: Path) -> None:
