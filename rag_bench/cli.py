@@ -157,7 +157,14 @@ def prepare(task_name, provider, provider_params, force):
 
 from .leaderboard.cli import leaderboard as _leaderboard  # noqa: E402  (click only; heavy imports are lazy)
 
+from .sweep.cli import sweep as _sweep  # noqa: E402
+from .analysis.cli import analyze as _analyze  # noqa: E402
+from .report.cli import report as _report  # noqa: E402
+
 cli.add_command(_leaderboard)
+cli.add_command(_sweep)
+cli.add_command(_analyze)
+cli.add_command(_report)
 
 
 def _load_plugin_commands() -> None:

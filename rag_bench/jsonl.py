@@ -53,15 +53,19 @@ def write_jsonl(path: Path, rows: Iterable[Any]) -> None:
             fh.write(dumps(row) + "\n")
 
 
-def write_json_atomic(path: Path, value: Any) -> None:
-    """Write pretty JSON through a temporary file and rename, so readers never see half a file."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text through a temporary file and rename, so readers never see half a file."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(value, fh, ensure_ascii=False, indent=2, sort_keys=True)
-        fh.write("\n")
+        fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    """Write pretty JSON atomically (see `write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
 
 
 def sha256_file(path: Path) -> str:

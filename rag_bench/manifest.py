@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -33,11 +34,21 @@ def git_revision(path: Path | None = None) -> dict[str, Any] | None:
     return {"commit": rev, "dirty": bool(dirty)}
 
 
+def accelerator() -> str:
+    """The GPU this process can use, by name, or "cpu"; torch is only asked if a plugin already imported it."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return "cpu"
+
+
 def software() -> dict[str, Any]:
     return {
         "rag_bench": __version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "accelerator": accelerator(),
         "git": git_revision(),
         "plugins": {
             info.name: {"distribution": info.distribution, "version": info.version, "error": info.error}

@@ -48,18 +48,22 @@ def _convert(owner: str, key: str, raw: Any, kind: Any) -> Any:
     return raw
 
 
-def parse_params(params_type: type, raw: dict[str, Any], owner: str) -> Any:
-    """Build `params_type` (a dataclass) from user strings, with one clear error per bad key."""
-    fields = {f.name: f for f in dataclasses.fields(params_type)}
-    hints = typing.get_type_hints(params_type)
-    values = {}
-    for key, value in raw.items():
+def check_keys(params_type: type, keys: typing.Iterable[str], owner: str) -> None:
+    """Fail on the first key that is not a setting of `params_type`, suggesting close names."""
+    fields = [f.name for f in dataclasses.fields(params_type)]
+    for key in keys:
         if key not in fields:
             close = difflib.get_close_matches(key, fields, n=3, cutoff=0.5)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
             known = ", ".join(sorted(fields)) or "none"
             raise RagBenchError(f"{owner} has no setting {key!r}.{hint} Its settings: {known}.")
-        values[key] = _convert(owner, key, value, hints[key])
+
+
+def parse_params(params_type: type, raw: dict[str, Any], owner: str) -> Any:
+    """Build `params_type` (a dataclass) from user strings, with one clear error per bad key."""
+    check_keys(params_type, raw, owner)
+    hints = typing.get_type_hints(params_type)
+    values = {key: _convert(owner, key, value, hints[key]) for key, value in raw.items()}
     try:
         return params_type(**values)
     except (TypeError, ValueError) as exc:

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from .errors import RagBenchError
 from .evaluate import compute_metrics
 from .jsonl import fingerprint, write_json_atomic
+from .locks import exclusive
 from .manifest import now, software
 from .metric import RunContext
 from .params import json_ready, parse_params
@@ -92,7 +93,8 @@ def prepare_provider(provider_name: str, provider: EvidenceProvider, task: Task)
     workdir.mkdir(parents=True, exist_ok=True)
     marker = workdir / PREPARED_MARKER
     start = time.perf_counter()
-    provider.prepare(task, workdir)
+    with exclusive(workdir / ".lock", f"waiting for another process preparing {provider_name} in {workdir}", wait=True):
+        provider.prepare(task, workdir)
     elapsed = time.perf_counter() - start
     if marker.is_file():
         built = json.loads(marker.read_text(encoding="utf-8"))
@@ -201,9 +203,22 @@ class RunResult:
     computed: int
 
 
-def execute(cfg: RunConfig, argv: Sequence[str] | None = None) -> RunResult:
-    """Run (or resume) one configuration and return its metrics."""
-    warn_about_broken_plugins()
+@dataclass
+class RunPlan:
+    """A configuration resolved against the registry and its task: what would run, and in which folder."""
+
+    provider: EvidenceProvider
+    reader: Reader
+    task: Task
+    split: str
+    questions: list[Question]
+    ks: tuple[int, ...]
+    digest: str
+    path: Path
+
+
+def plan_run(cfg: RunConfig) -> RunPlan:
+    """Check a configuration and find its run folder without running anything (the task is prepared if needed)."""
     if cfg.batch_size < 1:
         raise RagBenchError("--batch-size must be at least 1")
     if cfg.limit is not None and cfg.limit < 1:
@@ -212,7 +227,6 @@ def execute(cfg: RunConfig, argv: Sequence[str] | None = None) -> RunResult:
     reader = build_reader(cfg.reader, cfg.reader_params)
     for judge in cfg.judges:
         registry().metrics.get(judge)  # an unknown judge fails before any work
-    check_writable(cfg.runs_dir)
     task = load_task(cfg.task)
     split = cfg.split or task.card.default_split
     questions = task.split(split)
@@ -222,7 +236,24 @@ def execute(cfg: RunConfig, argv: Sequence[str] | None = None) -> RunResult:
         raise RagBenchError(f"task {task.name} split {split!r} has no questions")
     ks = resolve_ks(cfg, task)
     digest = config_hash(cfg, provider, reader, task, split, ks)
-    run = RunDir(run_dir_for(cfg, task, digest, split))
+    return RunPlan(provider, reader, task, split, questions, ks, digest, run_dir_for(cfg, task, digest, split))
+
+
+def execute(cfg: RunConfig, argv: Sequence[str] | None = None) -> RunResult:
+    """Run (or resume) one configuration and return its metrics."""
+    warn_about_broken_plugins()
+    plan = plan_run(cfg)
+    check_writable(cfg.runs_dir)
+    busy = (f"another rag-bench process is running this configuration ({plan.path}); "
+            "wait for it to finish or stop it, then run the command again")
+    with exclusive(cfg.runs_dir / ".locks" / f"{plan.task.name}__{plan.path.name}.lock", busy, wait=False):
+        return _execute_planned(cfg, plan, argv)
+
+
+def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) -> RunResult:
+    provider, reader, task, split, questions, ks, digest = (
+        plan.provider, plan.reader, plan.task, plan.split, plan.questions, plan.ks, plan.digest)
+    run = RunDir(plan.path)
     seed_everything(cfg.seed)
 
     ctx = RunContext(

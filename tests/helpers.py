@@ -11,3 +11,28 @@ def run_quietly(tmp_path: Path, provider: str, task: str = "nq_5k", **kwargs):
     """Run a configuration into `tmp_path/runs` and return the RunResult."""
     cfg = RunConfig(provider=provider, task=task, runs_dir=tmp_path / "runs", **kwargs)
     return execute(cfg)
+
+
+def write_slice_card(folder: Path, task, name: str, train: int = 40, test: int = 24) -> str:
+    """A local task card (`builder: jsonl`) cut from `task`: the first `train` and `test` questions that have gold
+    evidence, and exactly their gold passages as the corpus. Returns the card's path for `--task`."""
+    import hashlib
+    import json
+
+    import yaml
+
+    picked = [q for q in task.split("train") if q.gold_evidence][:train] + [q for q in task.split("test") if q.gold_evidence][:test]
+    wanted = {d for q in picked for d in q.gold_doc_ids}
+    corpus = [{"_id": p.doc_id, "title": p.title, "text": p.text} for p in task.corpus if p.doc_id in wanted]
+    queries = [{"_id": q.qid, "text": q.text, "answers": list(q.answers), "split": q.split,
+                "gold_doc_ids": list(q.gold_doc_ids), "gold_evidence": list(q.gold_evidence)} for q in picked]
+    folder.mkdir(parents=True)
+    sha = {}
+    for source, rows in (("corpus", corpus), ("queries", queries)):
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        (folder / f"{source}.jsonl").write_text(text, encoding="utf-8")
+        sha[source] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    card = {"name": name, "version": 1, "builder": "jsonl", "splits": ["train", "test"], "k": [1, 5],
+            "sources": {s: {"path": f"{s}.jsonl", "sha256": h} for s, h in sha.items()}}
+    (folder / "card.yaml").write_text(yaml.safe_dump(card), encoding="utf-8")
+    return str(folder / "card.yaml")

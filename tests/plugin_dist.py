@@ -26,7 +26,7 @@ throwaway_broken = "rag_bench_throwaway_broken"
 """
 
 PLUGIN = '''
-"""A word-overlap provider, slow on purpose when asked (delay seconds per question)."""
+"""A word-overlap provider, slow on purpose when asked (delay seconds per question), failing when asked (fail)."""
 import re
 import time
 from dataclasses import dataclass
@@ -41,6 +41,7 @@ WORD = re.compile(r"\\w+")
 @dataclass(frozen=True)
 class Params:
     delay: float = 0.0
+    fail: bool = False
 
 
 class Overlap(EvidenceProvider):
@@ -53,6 +54,8 @@ class Overlap(EvidenceProvider):
 
     def provide(self, questions, k):
         out = []
+        if self.params.fail:
+            raise RuntimeError("asked to fail")
         for q in questions:
             time.sleep(self.params.delay)
             query = set(WORD.findall(q.text.lower()))

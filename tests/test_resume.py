@@ -66,3 +66,30 @@ def test_sigkill_then_resume_equals_uninterrupted(nq_5k, tmp_path):
     assert quality(resumed_metrics) == quality(clean_metrics)
     assert resumed_metrics["per_question"] == clean_metrics["per_question"]
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_a_second_process_on_the_same_run_is_refused_and_a_killed_holder_leaves_no_stale_lock(nq_5k, tmp_path):
+    env = env_with(build_and_install(tmp_path / "plugin"))
+    runs = tmp_path / "runs"
+    args = ["run", "--provider", "throwaway_overlap", "--task", "nq_5k", "--limit", "300", "--batch-size", "2",
+            "-P", "delay=0.1", "--runs-dir", str(runs)]
+    holder = subprocess.Popen([sys.executable, "-c", "from rag_bench.cli import main; main()", *args],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(runs.glob("nq_5k/*/records.jsonl")):
+        time.sleep(0.05)
+    try:
+        second = rag_bench(args, env)
+        assert second.returncode == 1
+        errors = [line for line in second.stderr.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1 and "another rag-bench process is running this configuration" in errors[0]
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    (run_dir,) = [p for p in (runs / "nq_5k").iterdir() if p.is_dir()]
+    kept = len((run_dir / "records.jsonl").read_text().splitlines())
+    assert kept >= 2  # the refused process wrote nothing over the holder's records
+
+    resumed = rag_bench(args, env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "complete"

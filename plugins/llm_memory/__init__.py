@@ -3,7 +3,8 @@ inside the model and generates evidence text; plus its metrics and the `rag-benc
 
 Modules: config (settings), tokenizer and base (θ), model (Z, projection, routing), content_init (z_i from
 content), data (training examples, BM25 hard negatives), train (accelerate loop), checkpoint (safetensors),
-system (a trained memory as one object), generation (routing + evidence), write (`memory add`), evaluation,
+system (a trained memory as one object), generation (routing + evidence), write (`memory add`), evaluation
+(`memory eval-add`), adapt_curve (`memory adapt-curve`),
 provider, metrics, cli. See docs/LLM_MEMORY.md.
 """
 

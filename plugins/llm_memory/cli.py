@@ -1,7 +1,8 @@
-"""`rag-bench memory ...`: write new passages into a trained memory, and the hold-out write evaluation."""
+"""`rag-bench memory ...`: train a memory, write new passages into it, and evaluate the write path (hold-out test, write-path curve)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from rag_bench.jsonl import write_json_atomic
 from rag_bench.params import parse_assignments, parse_params
 from rag_bench.types import Passage
 
-from .write import DEFAULT_LR, DEFAULT_STEPS
+from .config import WRITE_LR as DEFAULT_LR, WRITE_STEPS as DEFAULT_STEPS  # config is light: no torch at CLI start
 
 
 def read_passages(path: Path) -> list[Passage]:
@@ -111,6 +112,58 @@ def eval_add(task_name, holdout, provider_params, k, steps, lr, out):
                           out / "memory", k=k, steps=steps, lr=lr)
     write_json_atomic(out / "eval_add.json", result)
     click.echo(json.dumps(result, indent=2))
+
+
+def echo_point(point: dict, k: int) -> None:
+    """One progress line per scored point of the write-path curve (on stderr)."""
+    click.echo(f"step {point['steps']}: new_recall@{k} {point[f'new_recall@{k}']:.3f}, "
+               f"old_recall@{k} {point[f'old_recall@{k}']:.3f}", err=True)
+
+
+@memory.command("adapt-curve")
+@click.option("--task", "-t", "task_name", required=True)
+@click.option("--holdout", type=int, default=30, show_default=True, help="Passages held out of training and added afterwards.")
+@click.option("-P", "provider_params", multiple=True, metavar="KEY=VALUE", help="llm_memory setting; repeatable.")
+@click.option("-k", "k", type=int, default=5, show_default=True)
+@click.option("--steps", "steps_text", default="0,10,25,50,100,200", show_default=True,
+              help="Step counts to score, comma-separated (any order).")
+@click.option("--lr", type=float, default=DEFAULT_LR, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder for memory/ and curve.{json,csv,png} (default: RUNS_DIR/adapt-curves/TASK__HASH); "
+                   "a finished memory/ there (e.g. eval-add's) is reused.")
+@click.option("--runs-dir", type=click.Path(path_type=Path, file_okay=False), default=Path("runs"), show_default=True)
+def adapt_curve(task_name, holdout, provider_params, k, steps_text, lr, out, runs_dir):
+    """Write-path curve: new-passage recall and evidence ROUGE-L, and old-passage retention, against z_new steps."""
+    from rag_bench.jsonl import fingerprint, write_text_atomic
+    from rag_bench.manifest import now, software
+    from rag_bench.params import params_to_dict
+    from rag_bench.summary import table
+    from rag_bench.task_store import load_task
+
+    from . import adapt_curve as curve_module
+
+    params = settings(provider_params)
+    steps = curve_module.parse_steps(steps_text)
+    if holdout < 1:
+        raise RagBenchError("--holdout must be at least 1")
+    if lr <= 0:
+        raise RagBenchError("--lr must be > 0")
+    task = load_task(task_name)
+    key = {"settings": params_to_dict(params), "holdout": holdout, "steps": steps, "lr": lr, "k": k}
+    out = out or runs_dir / "adapt-curves" / f"{task.name}__{fingerprint(key, 12)}"
+    result = curve_module.adapt_curve(task.corpus, task.split("train"), task.split(task.card.default_split), params,
+                                      holdout, out / "memory", steps=steps, k=k, lr=lr,
+                                      on_point=functools.partial(echo_point, k=k))
+    # the command that reproduces this curve, spelled from the parsed options (whatever the order or defaults used)
+    command = ["rag-bench", "memory", "adapt-curve", "--task", task_name, "--holdout", str(holdout),
+               *(arg for pair in provider_params for arg in ("-P", pair)), "-k", str(k),
+               "--steps", ",".join(map(str, steps)), "--lr", str(lr), "--out", str(out)]
+    result = {"task": task.name, **result, "command": command, "created": now(), "software": software()}
+    write_json_atomic(out / "curve.json", result)
+    write_text_atomic(out / "curve.csv", curve_module.curve_csv(result))
+    curve_module.plot_curve(result, out / "curve.png")
+    click.echo(table(*curve_module.curve_rows(result)))
+    click.echo(f"-> {out}/curve.json, curve.csv, curve.png")
 
 
 @memory.command("tokenizers")

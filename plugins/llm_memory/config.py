@@ -6,6 +6,9 @@ import dataclasses
 from dataclasses import dataclass
 
 TINY = "tiny"
+#: Defaults of the write path (`rag-bench memory add`): Adam steps and learning rate on each new z.
+WRITE_STEPS = 50
+WRITE_LR = 5e-3
 TOKENIZERS = ("corpus", "minilm", "minilm-warm")
 NEGATIVES = ("batch+bm25", "all")
 POOLING = ("mean", "last")

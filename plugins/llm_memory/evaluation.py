@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Sequence
 
+from rag_bench.errors import RagBenchError
 from rag_bench.scoring.evidence import rouge_l
 from rag_bench.types import Passage, Question
 
+from .checkpoint import corpus_fingerprint, read_card
 from .generation import generate, route
 from .system import MemorySystem
 from .write import add_passages
@@ -15,28 +18,39 @@ from .write import add_passages
 BATCH = 32
 
 
-def routing_recall(system: MemorySystem, questions: Sequence[Question], k: int) -> float:
-    """Share of questions whose gold passage is among the top-k routed z_i."""
-    if not questions:
-        return float("nan")
-    hits = 0
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def routing_hits(system: MemorySystem, questions: Sequence[Question], k: int) -> list[float]:
+    """Per question, 1.0 when its gold passage is among the top-k routed z_i, else 0.0."""
+    hits = []
     for start in range(0, len(questions), BATCH):
         batch = questions[start : start + BATCH]
         routed = route(system.model, system.tokenizer, [q.text for q in batch], k, system.params)
-        for q, row in zip(batch, routed.positions.tolist()):
-            hits += any(system.doc_ids[i] in q.gold_doc_ids for i in row)
-    return hits / len(questions)
+        hits += [float(any(system.doc_ids[i] in q.gold_doc_ids for i in row)) for q, row in zip(batch, routed.positions.tolist())]
+    return hits
 
 
-def evidence_rouge(system: MemorySystem, questions: Sequence[Question]) -> float:
-    """Mean ROUGE-L of the top-1 generated evidence against the gold evidence."""
+def routing_recall(system: MemorySystem, questions: Sequence[Question], k: int) -> float:
+    """Share of questions whose gold passage is among the top-k routed z_i."""
+    return _mean(routing_hits(system, questions, k))
+
+
+def evidence_scores(system: MemorySystem, questions: Sequence[Question]) -> list[float]:
+    """Per question with gold evidence, ROUGE-L of the top-1 generated evidence against it."""
     scores = []
     for start in range(0, len(questions), BATCH):
         batch = questions[start : start + BATCH]
         routed = route(system.model, system.tokenizer, [q.text for q in batch], 1, system.params)
         texts = generate(system.model, system.tokenizer, [q.text for q in batch], routed.positions, system.params)
         scores += [rouge_l(t[0], " ".join(q.gold_evidence)) for q, t in zip(batch, texts) if q.gold_evidence]
-    return sum(scores) / len(scores) if scores else float("nan")
+    return scores
+
+
+def evidence_rouge(system: MemorySystem, questions: Sequence[Question]) -> float:
+    """Mean ROUGE-L of the top-1 generated evidence against the gold evidence."""
+    return _mean(evidence_scores(system, questions))
 
 
 def gold_slice(corpus: Sequence[Passage], questions: Sequence[Question], count: int) -> tuple[list[Passage], list[Question]]:
@@ -50,25 +64,62 @@ def gold_slice(corpus: Sequence[Passage], questions: Sequence[Question], count: 
     return list(chosen.values()), [q for q in questions if set(q.gold_doc_ids) & set(chosen)]
 
 
-def holdout_eval(corpus: Sequence[Passage], train: Sequence[Question], test: Sequence[Question], params, holdout: int,
-                 folder: Path, k: int = 5, steps: int = 50, lr: float = 5e-3, old_limit: int = 200) -> dict:
-    """Train without `holdout` passages (the gold passages of test questions), add them with `memory add`, and
-    report routing recall@k and evidence ROUGE-L on their questions beside retention on the old passages' questions."""
+@dataclasses.dataclass
+class Holdout:
+    """The write test's split of a task: passages held out of training and the rest, with the questions on each side."""
+
+    held: list[Passage]
+    kept: list[Passage]
+    new_questions: list[Question]
+    old_questions: list[Question]
+
+
+def holdout_split(corpus: Sequence[Passage], test: Sequence[Question], holdout: int, old_limit: int) -> Holdout:
+    """Hold out the gold passages of the first test questions (`holdout` distinct); old questions are (up to
+    `old_limit`) test questions that need none of them."""
     held, new_questions = gold_slice(corpus, test, holdout)
     held_ids = {p.doc_id for p in held}
     kept = [p for p in corpus if p.doc_id not in held_ids]
     old_questions = [q for q in test if not set(q.gold_doc_ids) & held_ids][:old_limit]
-    system, report = MemorySystem.fit(params, kept, train, folder)
-    before = routing_recall(system, old_questions, k)
-    added = add_passages(system, held, steps=steps, lr=lr, seed=params.seed)
+    return Holdout(held, kept, new_questions, old_questions)
+
+
+def fit_or_load(params, passages: Sequence[Passage], questions: Sequence[Question], folder: Path) -> tuple[MemorySystem, dict]:
+    """The memory of `passages` in `folder`: loaded when a finished one with these settings is there, else trained
+    (an interrupted training there resumes). Returns it with train_steps, train_s and memory_reused."""
+    card = read_card(folder)
+    if card is None:
+        system, report = MemorySystem.fit(params, passages, questions, folder)
+        return system, {"train_steps": report.steps, "train_s": report.seconds, "memory_reused": False}
+    if card.get("added") or card["corpus_fingerprint"] != corpus_fingerprint(passages):
+        raise RagBenchError(f"llm_memory: {folder} holds a memory of other passages than this hold-out split; "
+                            "give another output folder or delete that one")
+    system = MemorySystem.load(folder, {p.doc_id: p for p in passages}, runtime=params)
+    differ = [f.name for f in dataclasses.fields(params) if getattr(system.params, f.name) != getattr(params, f.name)]
+    if differ:
+        raise RagBenchError(f"llm_memory: {folder} holds a memory trained with other settings ({', '.join(differ)}); "
+                            "give another output folder or the same -P settings")
+    trained = card.get("train", {})
+    return system, {"train_steps": trained.get("steps"), "train_s": trained.get("seconds"), "memory_reused": True}
+
+
+def holdout_eval(corpus: Sequence[Passage], train: Sequence[Question], test: Sequence[Question], params, holdout: int,
+                 folder: Path, k: int = 5, steps: int = 50, lr: float = 5e-3, old_limit: int = 200) -> dict:
+    """Train without `holdout` passages (the gold passages of test questions), add them with `memory add`, and
+    report routing recall@k and evidence ROUGE-L on their questions beside retention on the old passages' questions."""
+    split = holdout_split(corpus, test, holdout, old_limit)
+    system, trained = fit_or_load(params, split.kept, train, folder)
+    before = routing_recall(system, split.old_questions, k)
+    added = add_passages(system, split.held, steps=steps, lr=lr, seed=params.seed)
+    held = len(split.held)
     return {
-        "holdout_passages": len(held), "new_questions": len(new_questions), "old_questions": len(old_questions),
-        "train_steps": report.steps, "train_s": report.seconds,
-        f"new_recall@{k}": routing_recall(system, new_questions, k),
-        "new_evidence_rougeL": evidence_rouge(system, new_questions),
+        "holdout_passages": held, "new_questions": len(split.new_questions), "old_questions": len(split.old_questions),
+        **trained,
+        f"new_recall@{k}": routing_recall(system, split.new_questions, k),
+        "new_evidence_rougeL": evidence_rouge(system, split.new_questions),
         f"old_recall@{k}_before_add": before,
-        f"old_recall@{k}_after_add": routing_recall(system, old_questions, k),
-        "new_loss_before": sum(added.loss_before) / len(held), "new_loss_after": sum(added.loss_after) / len(held),
+        f"old_recall@{k}_after_add": routing_recall(system, split.old_questions, k),
+        "new_loss_before": sum(added.loss_before) / held, "new_loss_after": sum(added.loss_after) / held,
     }
 
 

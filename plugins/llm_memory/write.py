@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -12,12 +14,13 @@ import torch.nn.functional as F
 from rag_bench.errors import RagBenchError
 from rag_bench.types import Passage
 
+from .config import WRITE_LR, WRITE_STEPS
 from .content_init import content_z
 from .data import Collator, encode_evidence, encode_queries, pseudo_queries
 from .system import MemorySystem, passage_text
 
-DEFAULT_STEPS = 50
-DEFAULT_LR = 5e-3
+DEFAULT_STEPS = WRITE_STEPS
+DEFAULT_LR = WRITE_LR
 
 
 @dataclass
@@ -31,6 +34,18 @@ class AddReport:
     gen_loss_before: list[float]
     gen_loss_after: list[float]
     steps: int
+
+
+@dataclass
+class WritePoint:
+    """The write path's state after `steps` Adam steps: z_new (detached, optimisation continues from it), the mean
+    write objective and evidence loss over the new passages, and the optimisation seconds spent so far."""
+
+    steps: int
+    z_new: torch.Tensor
+    loss: float
+    gen_loss: float
+    seconds: float
 
 
 class NewPassageBatch:
@@ -67,13 +82,19 @@ class NewPassageBatch:
 
 
 def add_passages(system: MemorySystem, passages: Sequence[Passage], steps: int = DEFAULT_STEPS, lr: float = DEFAULT_LR,
-                 seed: int = 0) -> AddReport:
+                 seed: int = 0, checkpoints: Sequence[int] = (),
+                 on_checkpoint: Callable[[WritePoint], None] | None = None) -> AddReport:
     """Append one optimised z_new per passage to Z; nothing else in the model changes.
 
     z_new starts from the passage's content (least-squares inverse of the
     trained projection) and is trained with Adam on the same two losses as
     training: generating the passage's evidence from its pseudo-queries, and
     routing those pseudo-queries to z_new against every existing z_i.
+
+    `on_checkpoint` is called after each step count in `checkpoints` (0 is the
+    content initialisation) with a `WritePoint`; it may evaluate the memory
+    (see `appended`) but must not change z_new. Adam at a constant rate makes
+    the state after N steps of this run the state of a fresh N-step run.
     """
     if not passages:
         raise RagBenchError("memory add: no passages given")
@@ -83,6 +104,8 @@ def add_passages(system: MemorySystem, passages: Sequence[Passage], steps: int =
         raise RagBenchError(f"memory add: doc_id {clash[0] if clash else 'duplicated'} is already in the memory; give new passages unique ids")
     if steps < 0 or lr <= 0:
         raise RagBenchError("memory add: --steps must be >= 0 and --lr > 0")
+    if any(c < 0 or c > steps for c in checkpoints):
+        raise RagBenchError(f"memory add: checkpoints must lie between 0 and --steps ({steps}); got {sorted(checkpoints)}")
     model = system.model
     flags = {name: p.requires_grad for name, p in model.named_parameters()}
     model.requires_grad_(False)
@@ -93,20 +116,51 @@ def add_passages(system: MemorySystem, passages: Sequence[Passage], steps: int =
         old_keys = model.keys()
         query = model.query_hidden(batch.q_ids, batch.q_mask)
     objective = lambda: batch.losses(model, z_new, query, old_keys, system.params.route_weight)  # noqa: E731
-    with torch.no_grad():
-        before = [batch.per_passage(t) for t in objective()]
+    checkpoints = set(checkpoints)
+
+    def measure(step: int, seconds: float) -> list[list[float]]:
+        with torch.no_grad():
+            losses = [batch.per_passage(t) for t in objective()]
+        if on_checkpoint is not None and step in checkpoints:
+            on_checkpoint(WritePoint(step, z_new.detach(), sum(losses[0]) / len(passages),
+                                     sum(losses[1]) / len(passages), seconds))
+        return losses
+
+    before = measure(0, 0.0)
     optimizer = torch.optim.Adam([z_new], lr=lr)
-    for _ in range(steps):
+    seconds = 0.0
+    for step in range(1, steps + 1):
+        start = time.perf_counter()
         loss = objective()[0].mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    with torch.no_grad():
-        after = [batch.per_passage(t) for t in objective()]
-        model.z.data = torch.cat([model.z.data, z_new.detach().to(model.z.dtype)])
+        seconds += time.perf_counter() - start
+        if step in checkpoints and step < steps:
+            measure(step, seconds)
+    after = measure(steps, seconds) if steps else before
+    _append(system, passages, z_new)
     for name, p in model.named_parameters():
         p.requires_grad_(flags[name])
-    system.passages = list(system.passages) + list(passages)
     system.card.setdefault("added", []).append({"passages": [[p.doc_id, p.title, p.text] for p in passages],
                                                 "steps": steps, "lr": lr})
     return AddReport([p.doc_id for p in passages], before[0], after[0], before[1], after[1], steps)
+
+
+def _append(system: MemorySystem, passages: Sequence[Passage], z_new: torch.Tensor) -> None:
+    model = system.model
+    with torch.no_grad():
+        model.z.data = torch.cat([model.z.data, z_new.detach().to(model.z.dtype)])
+    system.passages = list(system.passages) + list(passages)
+
+
+@contextlib.contextmanager
+def appended(system: MemorySystem, passages: Sequence[Passage], z_new: torch.Tensor) -> Iterator[MemorySystem]:
+    """`system` with `z_new` and `passages` appended inside the block (to evaluate a write in progress); Z and the
+    passage list are restored on exit, whatever happens inside."""
+    z, kept = system.model.z.data, system.passages
+    _append(system, passages, z_new)
+    try:
+        yield system
+    finally:
+        system.model.z.data, system.passages = z, kept

@@ -12,15 +12,20 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Sequence
 
-from rouge_score import tokenizers
 
-_TOKENIZER = tokenizers.DefaultTokenizer(use_stemmer=True)
+
+@lru_cache(maxsize=1)
+def _tokenizer():
+    # rouge-score pulls in nltk (seconds to import): load it on first use, not with the CLI.
+    from rouge_score import tokenizers
+
+    return tokenizers.DefaultTokenizer(use_stemmer=True)
 
 
 @lru_cache(maxsize=1 << 16)
 def rouge_tokens(text: str) -> tuple[str, ...]:
     """rouge-score's tokens: lower-cased alphanumeric words, Porter-stemmed."""
-    return tuple(_TOKENIZER.tokenize(text))
+    return tuple(_tokenizer().tokenize(text))
 
 
 def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:

@@ -1,0 +1,277 @@
+"""docs/RESULTS.md: the research plan's four phases, each figure with the command that made it and its interval.
+
+Every number here is read from a run folder, a sweep summary, a write-path
+curve or recomputed from run records (the multi-hop table); nothing is typed in.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..analysis.multihop import FOCUS
+from ..leaderboard.collect import Entry
+from ..leaderboard.significance import lower_is_better, paired_bootstrap
+from ..manifest import git_revision, now
+from ..summary import format_aggregate, markdown_table
+from ..sweep.summary import axes_of, grid_text
+from .sources import ReportInputs
+
+NO_RETRIEVAL = "no_retrieval"
+#: (column header, metric) of the comparison table the research plan promises.
+COMPARISON = (("EM", "em"), ("F1", "f1"), ("recall@5", "recall@5"), ("all_gold@5", "all_gold@5"),
+              ("evidence ROUGE-L", "evidence_rougeL"), ("latency ms/question (p50)", "latency_p50_ms"),
+              ("storage MB per 1K passages", "footprint_mb_per_1k"))
+POC_TARGET = 0.3  # phase 1: evidence ROUGE-L above this
+EM_GAP = 0.05  # phase 3: EM within 5 points of the best RAG baseline
+MULTIHOP_TASK = "hotpotqa_5k"
+
+
+def code(argv: Sequence[str] | None) -> str:
+    return f"`{' '.join(argv)}`" if argv else "(command not recorded)"
+
+
+def verdict(agg: dict[str, Any] | None, target: float) -> str:
+    """met / not met / inconclusive from the 95% interval against a target the value must exceed."""
+    if not agg or agg.get("value") is None:
+        return "not measured"
+    low, high = agg.get("ci95") or (agg["value"], agg["value"])
+    return "met" if low > target else "not met" if high < target else "inconclusive (interval spans the target)"
+
+
+def _label(entry: Entry, entries: list[Entry]) -> str:
+    settings = (entry.manifest.get("provider") or {}).get("settings") or {}
+    label = entry.provider + (f" (base={settings['base']})" if "base" in settings else "")
+    twins = [e for e in entries if e.task == entry.task and e.provider == entry.provider and e.reader == entry.reader]
+    return label + (f" {entry.config_hash[:6]}" if len(twins) > 1 else "")
+
+
+def _by_task(entries: list[Entry]) -> dict[str, list[Entry]]:
+    out: dict[str, list[Entry]] = {}
+    for entry in entries:
+        out.setdefault(entry.task, []).append(entry)
+    return out
+
+
+def _baselines(entries: list[Entry]) -> list[Entry]:
+    return [e for e in entries if e.provider not in (FOCUS, NO_RETRIEVAL)]
+
+
+def _best(entries: list[Entry], metric: str) -> Entry | None:
+    scored = [e for e in entries if e.value(metric) is not None]
+    if not scored:
+        return None
+    pick = min if lower_is_better(metric) else max
+    return pick(scored, key=lambda e: e.value(metric))
+
+
+def _paired(focus: Entry, other: Entry, metric: str) -> str:
+    result = paired_bootstrap(focus.scores.get(metric, {}), other.scores.get(metric, {}))
+    if result is None:
+        return "-"
+    return f"{result.mean_diff:+.3f} [{result.ci95[0]:+.3f}, {result.ci95[1]:+.3f}]" + ("" if result.significant else " (n.s.)")
+
+
+def _figure(source: Path, figures: Path, name: str, out_md: Path) -> str:
+    figures.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, figures / name)
+    rel = (figures / name).relative_to(out_md.parent)
+    return f"![{name}]({rel.as_posix()})"
+
+
+def scope(inputs: ReportInputs) -> str:
+    """What ran where, with which reader and base model: read from the manifests."""
+    machines: dict[str, int] = {}
+    for entry in inputs.entries:
+        sw = entry.manifest.get("software") or {}
+        key = f"{sw.get('platform', '?')}, accelerator: {sw.get('accelerator', 'not recorded (recorded from this version on)')}"
+        machines[key] = machines.get(key, 0) + 1
+    for _, curve in inputs.curves:
+        sw = curve.get("software") or {}
+        key = f"{sw.get('platform', '?')}, accelerator: {sw.get('accelerator', 'not recorded')}"
+        machines[key] = machines.get(key, 0) + 1
+    lines = ["## Scope: what ran where", ""]
+    lines += [f"- Machine: {machine} ({count} result(s))." for machine, count in machines.items()]
+    readers = sorted({e.reader for e in inputs.entries})
+    if readers == ["none"]:
+        lines.append("- Reader: **none**. No reader LLM was reachable here (no API key, no local server, no pretrained "
+                     "generative model offline), so **EM and F1 are not measured**; every quality figure below scores "
+                     "the evidence itself. Run the same commands with `--reader openai -R base_url=... -R model=...` to fill them.")
+    elif readers:
+        lines.append(f"- Readers: {', '.join(readers)}.")
+    bases = sorted({str(((e.manifest.get('provider') or {}).get('settings') or {}).get('base'))
+                    for e in inputs.entries if e.provider == FOCUS})
+    if bases:
+        lines.append(f"- llm_memory base: {', '.join(bases)}.")
+    if "tiny" in bases:
+        lines.append("  `tiny` is a 4-layer decoder built from a config (MiniLM's vocabulary and embeddings), trained "
+                     "from scratch on CPU. It tests the mechanism and the harness, not the research hypothesis, which "
+                     "needs a pretrained base (e.g. an 8B model in 4-bit with LoRA) on a GPU: "
+                     "`rag-bench run --provider llm_memory --task nq_5k -P base=<HF id> -P quantization=4bit`.")
+    return "\n".join(lines) + "\n"
+
+
+def comparison(inputs: ReportInputs) -> str:
+    """Phase 3: per task, one row per provider: EM, F1, recall@5, evidence ROUGE-L, latency, storage (95% intervals)."""
+    parts = ["## Phase 3: comparison with the retrieval baselines", "",
+             "Means over the split's questions with 95% bootstrap intervals (latency: p50 per question; storage: the "
+             "provider's state per 1,000 passages, one measurement). `-` = not measured or not applicable."]
+    for task, entries in _by_task(inputs.entries).items():
+        columns = [(h, m) for h, m in COMPARISON if any(e.value(m) is not None for e in entries) or m in ("em", "f1")]
+        rows = [[_label(e, entries), e.reader, e.counts.get("questions", "-"),
+                 *(format_aggregate(e.aggregate.get(m), with_ci=not m.startswith("footprint")) for _, m in columns)]
+                for e in entries]
+        parts += ["", f"### {task} ({entries[0].split} split)", "",
+                  markdown_table(["provider", "reader", "n", *(h for h, _ in columns)], rows)]
+        focus = [e for e in entries if e.provider == FOCUS]
+        best = _best(_baselines(entries), "recall@5")
+        if focus and best:
+            parts.append(f"{FOCUS} minus the best baseline on recall@5 ({best.provider}), paired bootstrap: "
+                         f"recall@5 {_paired(focus[0], best, 'recall@5')}, "
+                         f"evidence ROUGE-L {_paired(focus[0], best, 'evidence_rougeL')}.\n")
+        parts += ["Commands:", ""] + [f"- {_label(e, entries)}: {code(e.command)}" for e in entries] + [""]
+    return "\n".join(parts)
+
+
+def _cell_scores(cell: dict[str, Any], metric: str) -> dict[str, float]:
+    path = Path(cell["run"] or "") / "metrics.json"
+    if not path.is_file():
+        return {}
+    per_question = json.loads(path.read_text(encoding="utf-8")).get("per_question") or {}
+    return {qid: values[metric] for qid, values in per_question.items() if metric in values}
+
+
+def _separable(best: dict[str, Any], other: dict[str, Any], metric: str) -> bool:
+    """Whether the best sweep cell beats `other` on `metric` by a paired bootstrap (True when it cannot be tested)."""
+    result = paired_bootstrap(_cell_scores(best, metric), _cell_scores(other, metric))
+    return result is None or result.significant
+
+
+def plan_status(inputs: ReportInputs, multihop: dict[str, Any] | None) -> str:
+    """The four phases, their targets and where each stands, as one table."""
+    rows = []
+    for task, entries in _by_task(inputs.entries).items():
+        for focus in [e for e in entries if e.provider == FOCUS]:
+            agg = focus.aggregate.get("evidence_rougeL")
+            rows.append(["1 proof of concept", f"evidence ROUGE-L > {POC_TARGET}", f"{task}: {format_aggregate(agg)}",
+                         verdict(agg, POC_TARGET)])
+    for _, summary in inputs.sweeps:
+        metric = summary["metrics"][0]
+        done = [c for c in summary["cells"] if (c["metrics"].get(metric) or {}).get("value") is not None]
+        pick = min if lower_is_better(metric) else max
+        best = pick(done, key=lambda c: c["metrics"][metric]["value"]) if done else None
+        ties = [c["name"] for c in done if best and c is not best and not _separable(best, c, metric)]
+        status = f"{len(done)}/{len(summary['cells'])} cells measured"
+        if ties:
+            status += f"; not significantly better than {', '.join(ties)} (paired bootstrap)"
+        rows.append(["2 ablations", f"best {' x '.join(axes_of(summary))} ({summary['sweep']})",
+                     f"{best['name']}: {metric} {format_aggregate(best['metrics'][metric])}" if best else "no finished cell",
+                     status])
+    for task, entries in _by_task(inputs.entries).items():
+        focus = [e for e in entries if e.provider == FOCUS]
+        best = _best(_baselines(entries), "em")
+        if focus and best and focus[0].value("em") is not None:
+            gap = best.value("em") - focus[0].value("em")
+            rows.append(["3 comparison", f"EM within {EM_GAP * 100:.0f} points of RAG",
+                         f"{task}: {focus[0].value('em'):.3f} vs {best.provider} {best.value('em'):.3f}",
+                         "met" if gap <= EM_GAP else "not met"])
+        elif focus:
+            rows.append(["3 comparison", f"EM within {EM_GAP * 100:.0f} points of RAG", f"{task}: EM not measured",
+                         "needs a reader LLM (see Scope)"])
+    if multihop:
+        for row in multihop["rows"]:
+            if row["focus"]:
+                cell = next(c for c in row["cells"] if c["type"] == "all" and c["k"] == multihop["ks"][0])
+                rows.append(["4 multi-hop", f"all_gold@{cell['k']} on {multihop['task']}",
+                             format_aggregate(cell["all_gold"]), "measured; see the multi-hop section"])
+    return "## The research plan at a glance\n\n" + markdown_table(["phase", "target", "measured", "status"], rows)
+
+
+def sweeps(inputs: ReportInputs, figures: Path, out_md: Path) -> str:
+    """Phase 2: each sweep's table (value [95% interval] per cell) and its heat-maps."""
+    if not inputs.sweeps:
+        return "## Phase 2: ablations\n\nNo sweep found; run `rag-bench sweep SPEC.yaml` (see docs/SWEEPS.md).\n"
+    parts = ["## Phase 2: ablations", ""]
+    from ..sweep.summary import markdown as sweep_table, plot_name
+
+    for folder, summary in inputs.sweeps:
+        fixed = ", ".join(f"{k}={v}" for k, v in summary["params"].items()) or "defaults"
+        slice_ = f"first {summary['limit']} questions of" if summary.get("limit") else "all of"
+        parts += [f"### {summary['sweep']}: {summary['provider']} on {summary.get('task_name', summary['task'])}", "",
+                  f"Grid {grid_text(summary)}; fixed {fixed}; "
+                  f"{slice_} the {summary.get('split') or 'default'} split; reader {summary['reader']}; "
+                  f"cells ran {summary.get('max_parallel', 1)} at a time, so latencies share the machine.", "",
+                  f"Command: {code(summary.get('command'))}", "", sweep_table(summary)]
+        for metric in summary["metrics"]:
+            heat = folder / plot_name(metric)
+            if heat.is_file():
+                parts.append(_figure(heat, figures / "sweeps" / summary["sweep"], heat.name, out_md))
+        failed = [c for c in summary["cells"] if c["status"] == "failed"]
+        parts += [f"- failed: {c['name']}: {c['error']}" for c in failed] + [""]
+    return "\n".join(parts)
+
+
+CURVE_ORDER = ("new_recall", "new_evidence", "old_recall", "old_evidence", "new_loss", "new_gen_loss", "seconds")
+
+
+def _curve_columns(points: list[dict[str, Any]]) -> list[str]:
+    """The points' measures, new-passage quality first, then retention, then the optimisation's own figures."""
+    keys = [k for k in points[0] if k != "steps" and not k.endswith("_ci95")]
+    rank = lambda key: next((i for i, prefix in enumerate(CURVE_ORDER) if key.startswith(prefix)), len(CURVE_ORDER))  # noqa: E731
+    return sorted(keys, key=lambda key: (rank(key), key))
+
+
+def curves(inputs: ReportInputs, figures: Path, out_md: Path) -> str:
+    """The write path: new-passage quality and old-passage retention against z-only optimisation steps."""
+    if not inputs.curves:
+        return "## Write path\n\nNo curve found; run `rag-bench memory adapt-curve --task nq_5k -P base=tiny`.\n"
+    parts = ["## Write path: adding passages with z-only optimisation", ""]
+    for folder, curve in inputs.curves:
+        points = curve["points"]
+        columns = _curve_columns(points)
+        rows = [[p["steps"], *(format_aggregate({"value": p[c], "ci95": p.get(f"{c}_ci95")}) for c in columns)]
+                for p in points]
+        parts += [f"### {curve.get('task', folder.name)}: {curve.get('holdout_passages', '?')} held-out passages "
+                  f"({curve.get('new_questions', '?')} questions), retention on {curve.get('old_questions', '?')} old questions",
+                  "", f"Command: {code(curve.get('command'))}", "",
+                  f"The memory was trained without the held-out passages ({curve.get('train_steps', '?')} steps, "
+                  f"{curve.get('train_s', 0):.0f} s{'; loaded from an earlier training of the same settings' if curve.get('memory_reused') else ''}); "
+                  "each point is the same z-only optimisation scored after that many steps.", "",
+                  markdown_table(["steps", *columns], rows)]
+        plot = folder / "curve.png"
+        if plot.is_file():
+            parts.append(_figure(plot, figures / "adapt-curves", f"{folder.name}.png", out_md))
+        parts.append("")
+    return "\n".join(parts)
+
+
+def multihop_section(multihop: dict[str, Any] | None, sources: list[Path], figures: Path, out_md: Path) -> str:
+    if multihop is None:
+        return f"## Phase 4: multi-hop\n\nNo full run of {MULTIHOP_TASK} found.\n"
+    from ..analysis.multihop_render import render_markdown, render_plot
+
+    plot = render_plot(multihop, figures / f"multihop-{multihop['task']}.png")
+    body = render_markdown(multihop).replace("\n## ", "\n### ").replace("\n### ", "\n#### ")
+    body = body.split("\n", 1)[1] if body.startswith("## ") else body
+    command = ["rag-bench", "analyze", "multihop", *map(str, sources), "--task", multihop["task"],
+               "-k", ",".join(map(str, multihop["ks"]))]
+    return "\n".join([f"## Phase 4: multi-hop ({multihop['task']})", "", f"Command: {code(command)}", "", body,
+                      f"![multihop]({plot.relative_to(out_md.parent).as_posix()})", ""])
+
+
+def render(inputs: ReportInputs, multihop: dict[str, Any] | None, out_md: Path, command: Sequence[str]) -> str:
+    """The whole report; figures are copied or drawn into `<out_md's folder>/results/`."""
+    figures = out_md.parent / "results"
+    if figures.exists():
+        shutil.rmtree(figures)
+    git = git_revision() or {}
+    header = ["# Results", "",
+              f"Generated by {code(command)} on {now()} from {len(inputs.entries)} full run(s), {len(inputs.sweeps)} "
+              f"sweep(s) and {len(inputs.curves)} write-path curve(s); rag-bench at commit "
+              f"{git.get('commit', 'unknown')[:10]}{' (uncommitted changes)' if git.get('dirty') else ''}. "
+              "Do not edit by hand: re-run the command.", ""]
+    sections = [plan_status(inputs, multihop), scope(inputs), comparison(inputs), sweeps(inputs, figures, out_md),
+                curves(inputs, figures, out_md), multihop_section(multihop, inputs.sources, figures, out_md)]
+    return "\n".join(header) + "\n" + "\n".join(sections)

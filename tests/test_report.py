@@ -1,0 +1,58 @@
+"""`rag-bench report`: docs/RESULTS.md from full runs and sweeps, every figure read from its source."""
+
+import json
+
+from click.testing import CliRunner
+
+from rag_bench.cli import cli
+from rag_bench.report.render import verdict
+
+from .helpers import run_quietly, write_slice_card
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [*map(str, args)], catch_exceptions=False)
+
+
+def test_report_tabulates_full_runs_and_sweeps_with_their_commands(nq_5k, tmp_path):
+    card = write_slice_card(tmp_path / "task", nq_5k, "nq_slice_report")
+    runs = tmp_path / "runs"
+    bm25 = run_quietly(tmp_path, "bm25", task=card)
+    run_quietly(tmp_path, "no_retrieval", task=card)
+    run_quietly(tmp_path, "bm25", task=card, limit=5, provider_params={"k1": "1.2"})  # a slice: not a comparison row
+    spec = tmp_path / "grid.yaml"
+    spec.write_text(f"name: b-grid\nprovider: bm25\ntask: {card}\nlimit: 6\ngrid:\n  b: [0.4, 0.75]\nmetrics: [recall@1]\n")
+    assert invoke("sweep", spec, "--runs-dir", runs, "--max-parallel", "2").exit_code == 0
+
+    out = tmp_path / "docs" / "RESULTS.md"
+    result = invoke("report", "--runs-dir", runs, "--out", out)
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    recall = bm25.metrics["aggregate"]["recall@5"]
+    row = next(line for line in text.splitlines() if line.startswith("| bm25 | none |"))
+    assert f"{recall['value']:.3f} [{recall['ci95'][0]:.3f}, {recall['ci95'][1]:.3f}]" in row
+    assert sum(line.startswith("| bm25 | none |") for line in text.splitlines()) == 1  # the --limit run is left out
+    assert any(line.startswith("| no_retrieval | none |") for line in text.splitlines())
+    assert "EM and F1 are not measured" in text  # reader none, said once, plainly
+    # The sweep: its table, its command and its heat-map copied beside the report.
+    assert "### b-grid: bm25 on nq_slice_report" in text and "Command: `rag-bench sweep" in text
+    heat = tmp_path / "docs" / "results" / "sweeps" / "b-grid" / "heatmap-recall-at-1.png"
+    assert heat.read_bytes().startswith(b"\x89PNG") and "](results/sweeps/b-grid/heatmap-recall-at-1.png)" in text
+    summary = json.loads((runs / "sweeps" / "b-grid" / "summary.json").read_text())
+    first = summary["cells"][0]["metrics"]["recall@1"]
+    assert f"| 0.4 | done | {first['value']:.3f} [" in text
+    assert "No curve found" in text and "No full run of hotpotqa_5k" in text
+
+
+def test_report_with_nothing_to_report_is_one_clear_error(tmp_path):
+    (tmp_path / "runs").mkdir()
+    result = invoke("report", "--runs-dir", tmp_path / "runs", "--out", tmp_path / "RESULTS.md")
+    assert result.exit_code == 1 and "nothing to report" in result.output
+    assert not (tmp_path / "RESULTS.md").exists()
+
+
+def test_a_target_is_met_only_when_the_whole_interval_clears_it():
+    assert verdict({"value": 0.4, "ci95": [0.35, 0.45]}, 0.3) == "met"
+    assert verdict({"value": 0.2, "ci95": [0.15, 0.25]}, 0.3) == "not met"
+    assert verdict({"value": 0.32, "ci95": [0.28, 0.36]}, 0.3).startswith("inconclusive")
+    assert verdict(None, 0.3) == "not measured"
