@@ -71,7 +71,8 @@ def test_2x2_sweep_runs_every_cell_as_an_ordinary_run_and_resumes(slice_card, tm
     assert second.exit_code == 0, second.output
     assert "1 run now, 3 finished before, 0 failed" in second.output
     again = json.loads((out / "summary.json").read_text())
-    assert [c["status"] for c in again["cells"]] == ["cached", "done", "cached", "cached"]
+    assert [c["status"] for c in again["cells"]] == ["done"] * 4
+    assert [c["ran_now"] for c in again["cells"]] == [False, True, False, False]
     assert [c["metrics"] for c in again["cells"]] == [c["metrics"] for c in summary["cells"]]
     log = (out / "logs" / "k1=0.9__b=0.75.log").read_text()
     assert "0 computed now" in log  # resumed from its records rather than recomputed

@@ -22,7 +22,8 @@ def report(sources, runs_dir, out):
     from .render import MULTIHOP_TASK, render
     from .sources import gather
 
-    sources = list(sources) or [runs_dir]
+    given = list(sources)
+    sources = given or [runs_dir]
     inputs = gather(runs_dir, sources)
     multihop = None
     if any(e.task == MULTIHOP_TASK for e in inputs.entries):
@@ -30,7 +31,7 @@ def report(sources, runs_dir, out):
             multihop = multihop_table(inputs.entries, MULTIHOP_TASK, (2, 5))
         except RagBenchError as exc:
             click.echo(f"rag-bench report: multi-hop section left out: {exc}", err=True)
-    command = ["rag-bench", "report", *map(str, sources), "--runs-dir", str(runs_dir), "--out", str(out)]
+    command = ["rag-bench", "report", *map(str, given), "--runs-dir", str(runs_dir), "--out", str(out)]
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out, render(inputs, multihop, out, command))
     click.echo(f"{len(inputs.entries)} runs, {len(inputs.sweeps)} sweeps, {len(inputs.curves)} curves -> {out}")

@@ -84,21 +84,23 @@ def _figure(source: Path, figures: Path, name: str, out_md: Path) -> str:
 def scope(inputs: ReportInputs) -> str:
     """What ran where, with which reader and base model: read from the manifests."""
     machines: dict[str, int] = {}
-    for entry in inputs.entries:
-        sw = entry.manifest.get("software") or {}
-        key = f"{sw.get('platform', '?')}, accelerator: {sw.get('accelerator', 'not recorded (recorded from this version on)')}"
-        machines[key] = machines.get(key, 0) + 1
-    for _, curve in inputs.curves:
-        sw = curve.get("software") or {}
+    cells = [Path(c["run"]) / "manifest.json" for _, summary in inputs.sweeps for c in summary["cells"] if c["run"]]
+    others = [curve.get("software") or {} for _, curve in inputs.curves]
+    others += [json.loads(path.read_text(encoding="utf-8")).get("software") or {} for path in cells if path.is_file()]
+    for sw in [(e.manifest.get("software") or {}) for e in inputs.entries] + others:
         key = f"{sw.get('platform', '?')}, accelerator: {sw.get('accelerator', 'not recorded')}"
         machines[key] = machines.get(key, 0) + 1
     lines = ["## Scope: what ran where", ""]
-    lines += [f"- Machine: {machine} ({count} result(s))." for machine, count in machines.items()]
+    lines += [f"- Machine: {machine} ({count} result(s): runs, sweep cells, curves)." for machine, count in machines.items()]
+    if any("not recorded" in machine for machine in machines):
+        lines.append("  Results with the accelerator not recorded were made before rag-bench recorded it; the platform "
+                     "string tells which machine they share with the results that do record it.")
     readers = sorted({e.reader for e in inputs.entries})
     if readers == ["none"]:
-        lines.append("- Reader: **none**. No reader LLM was reachable here (no API key, no local server, no pretrained "
-                     "generative model offline), so **EM and F1 are not measured**; every quality figure below scores "
-                     "the evidence itself. Run the same commands with `--reader openai -R base_url=... -R model=...` to fill them.")
+        lines.append("- Reader: **none** for every row, so **EM and F1 are not measured**: every quality figure below "
+                     "scores the evidence itself. A reader needs an OpenAI-compatible endpoint or a pretrained generative "
+                     "model, and the offline machine that made these figures has neither. Run the same commands with "
+                     "`--reader openai -R base_url=... -R model=...` to fill them.")
     elif readers:
         lines.append(f"- Readers: {', '.join(readers)}.")
     bases = sorted({str(((e.manifest.get('provider') or {}).get('settings') or {}).get('base'))

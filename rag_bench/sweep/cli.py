@@ -27,7 +27,7 @@ def sweep(spec_file, max_parallel, runs_dir, out, dry_run, no_plots):
     """
     from ..errors import RagBenchError
     from ..runner import plan_run
-    from .execute import cell_argv, cell_config, check_spec, is_finished, run_sweep
+    from .execute import STATUSES, cell_argv, cell_config, check_spec, is_finished, run_sweep
     from .spec import load_spec
     from .summary import summarise, table_rows, write_summary
 
@@ -55,7 +55,7 @@ def sweep(spec_file, max_parallel, runs_dir, out, dry_run, no_plots):
     header, rows = table_rows(summary)
     click.echo(table(header, rows))
     failed = [o.cell.name for o in outcomes if o.status == "failed"]
-    counts = {status: sum(o.status == status for o in outcomes) for status in ("cached", "done", "failed")}
+    counts = {status: sum(o.status == status for o in outcomes) for status in STATUSES}
     click.echo(f"\n{len(outcomes)} cells: {counts['done']} run now, {counts['cached']} finished before, "
                f"{counts['failed']} failed -> {out} ({len(written)} files)")
     if failed:

@@ -52,7 +52,8 @@ def summarise(spec: SweepSpec, outcomes: Sequence[CellOutcome], command: Sequenc
             {
                 "name": o.cell.name,
                 "settings": dict(o.cell.varied),
-                "status": o.status,
+                "status": "failed" if o.status == "failed" else "done",
+                "ran_now": o.status == "done",  # False: finished by an earlier invocation (or failed)
                 "run": str(o.run_path) if o.run_path else None,
                 "seconds": round(o.seconds, 3),
                 "error": o.error,
