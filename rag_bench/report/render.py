@@ -255,8 +255,8 @@ def multihop_section(multihop: dict[str, Any] | None, sources: list[Path], figur
     from ..analysis.multihop_render import render_markdown, render_plot
 
     plot = render_plot(multihop, figures / f"multihop-{multihop['task']}.png")
-    body = render_markdown(multihop).replace("\n## ", "\n### ").replace("\n### ", "\n#### ")
-    body = body.split("\n", 1)[1] if body.startswith("## ") else body
+    body = render_markdown(multihop)
+    body = body.split("\n", 1)[1] if body.startswith("## ") else body  # its own title: this section has one
     command = ["rag-bench", "analyze", "multihop", *map(str, sources), "--task", multihop["task"],
                "-k", ",".join(map(str, multihop["ks"]))]
     return "\n".join([f"## Phase 4: multi-hop ({multihop['task']})", "", f"Command: {code(command)}", "", body,
