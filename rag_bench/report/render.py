@@ -16,7 +16,7 @@ from ..leaderboard.collect import Entry
 from ..leaderboard.significance import lower_is_better, paired_bootstrap
 from ..manifest import git_revision, now
 from ..summary import format_aggregate, markdown_table
-from ..sweep.summary import axes_of, grid_text
+from ..sweep.summary import axes_of, grid_text, markdown as sweep_table, plot_name
 from .sources import ReportInputs
 
 NO_RETRIEVAL = "no_retrieval"
@@ -196,8 +196,6 @@ def sweeps(inputs: ReportInputs, figures: Path, out_md: Path) -> str:
     if not inputs.sweeps:
         return "## Phase 2: ablations\n\nNo sweep found; run `rag-bench sweep SPEC.yaml` (see docs/SWEEPS.md).\n"
     parts = ["## Phase 2: ablations", ""]
-    from ..sweep.summary import markdown as sweep_table, plot_name
-
     for folder, summary in inputs.sweeps:
         fixed = ", ".join(f"{k}={v}" for k, v in summary["params"].items()) or "defaults"
         slice_ = f"first {summary['limit']} questions of" if summary.get("limit") else "all of"
