@@ -15,8 +15,9 @@ from rag_bench.params import params_to_dict
 from rag_bench.scoring.bootstrap import mean_with_ci
 from rag_bench.types import Passage, Question
 
+from .config import WRITE_LR
 from .evaluation import evidence_scores, fit_or_load, holdout_split, routing_hits
-from .write import DEFAULT_LR, WritePoint, add_passages, appended
+from .write import WritePoint, add_passages, appended
 
 DEFAULT_CURVE_STEPS = (0, 10, 25, 50, 100, 200)
 #: Old questions whose generated evidence is scored at each point (generation is the costly part).
@@ -46,7 +47,7 @@ def _with_ci(name: str, values: Sequence[float]) -> dict:
 
 
 def adapt_curve(corpus: Sequence[Passage], train: Sequence[Question], test: Sequence[Question], params, holdout: int,
-                folder: Path, steps: Sequence[int] = DEFAULT_CURVE_STEPS, k: int = 5, lr: float = DEFAULT_LR,
+                folder: Path, steps: Sequence[int] = DEFAULT_CURVE_STEPS, k: int = 5, lr: float = WRITE_LR,
                 old_limit: int = 200, old_evidence_limit: int = OLD_EVIDENCE_LIMIT,
                 on_point: Callable[[dict], None] | None = None) -> dict:
     """Train (or load from `folder`) a memory without `holdout` passages, add them in one Adam run of max(steps) steps

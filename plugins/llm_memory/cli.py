@@ -13,7 +13,7 @@ from rag_bench.jsonl import write_json_atomic
 from rag_bench.params import parse_assignments, parse_params
 from rag_bench.types import Passage
 
-from .config import WRITE_LR as DEFAULT_LR, WRITE_STEPS as DEFAULT_STEPS  # config is light: no torch at CLI start
+from .config import WRITE_LR, WRITE_STEPS  # config is light: no torch at CLI start
 
 
 def read_passages(path: Path) -> list[Passage]:
@@ -72,8 +72,8 @@ def train(task_name, provider_params, out):
               help="JSON lines: doc_id, title, text.")
 @click.option("--task", "-t", "task_name", required=True, help="Task whose corpus the checkpoint was trained on (resolves its doc_ids).")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None, help="Where to write the extended memory (default: in place).")
-@click.option("--steps", type=int, default=DEFAULT_STEPS, show_default=True)
-@click.option("--lr", type=float, default=DEFAULT_LR, show_default=True)
+@click.option("--steps", type=int, default=WRITE_STEPS, show_default=True)
+@click.option("--lr", type=float, default=WRITE_LR, show_default=True)
 def add(checkpoint, passages, task_name, out, steps, lr):
     """Optimise one fresh z_new per new passage (θ frozen) and append it to the memory."""
     from rag_bench.task_store import load_task
@@ -95,8 +95,8 @@ def add(checkpoint, passages, task_name, out, steps, lr):
 @click.option("--holdout", type=int, default=100, show_default=True, help="Passages held out of training and added afterwards.")
 @click.option("-P", "provider_params", multiple=True, metavar="KEY=VALUE", help="llm_memory setting; repeatable.")
 @click.option("-k", "k", type=int, default=5, show_default=True)
-@click.option("--steps", type=int, default=DEFAULT_STEPS, show_default=True)
-@click.option("--lr", type=float, default=DEFAULT_LR, show_default=True)
+@click.option("--steps", type=int, default=WRITE_STEPS, show_default=True)
+@click.option("--lr", type=float, default=WRITE_LR, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Folder for the memory and the report.")
 def eval_add(task_name, holdout, provider_params, k, steps, lr, out):
     """Hold passages out of training, add them with the write path, report new-passage quality and old-passage retention."""
@@ -127,7 +127,7 @@ def echo_point(point: dict, k: int) -> None:
 @click.option("-k", "k", type=int, default=5, show_default=True)
 @click.option("--steps", "steps_text", default="0,10,25,50,100,200", show_default=True,
               help="Step counts to score, comma-separated (any order).")
-@click.option("--lr", type=float, default=DEFAULT_LR, show_default=True)
+@click.option("--lr", type=float, default=WRITE_LR, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Folder for memory/ and curve.{json,csv,png} (default: RUNS_DIR/adapt-curves/TASK__HASH); "
                    "a finished memory/ there (e.g. eval-add's) is reused.")

@@ -11,6 +11,7 @@ from rag_bench.scoring.evidence import rouge_l
 from rag_bench.types import Passage, Question
 
 from .checkpoint import corpus_fingerprint, read_card
+from .config import WRITE_LR, WRITE_STEPS
 from .generation import generate, route
 from .system import MemorySystem
 from .write import add_passages
@@ -104,7 +105,7 @@ def fit_or_load(params, passages: Sequence[Passage], questions: Sequence[Questio
 
 
 def holdout_eval(corpus: Sequence[Passage], train: Sequence[Question], test: Sequence[Question], params, holdout: int,
-                 folder: Path, k: int = 5, steps: int = 50, lr: float = 5e-3, old_limit: int = 200) -> dict:
+                 folder: Path, k: int = 5, steps: int = WRITE_STEPS, lr: float = WRITE_LR, old_limit: int = 200) -> dict:
     """Train without `holdout` passages (the gold passages of test questions), add them with `memory add`, and
     report routing recall@k and evidence ROUGE-L on their questions beside retention on the old passages' questions."""
     split = holdout_split(corpus, test, holdout, old_limit)

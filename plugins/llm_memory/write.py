@@ -19,9 +19,6 @@ from .content_init import content_z
 from .data import Collator, encode_evidence, encode_queries, pseudo_queries
 from .system import MemorySystem, passage_text
 
-DEFAULT_STEPS = WRITE_STEPS
-DEFAULT_LR = WRITE_LR
-
 
 @dataclass
 class AddReport:
@@ -81,7 +78,7 @@ class NewPassageBatch:
         return (sums / counts).tolist()
 
 
-def add_passages(system: MemorySystem, passages: Sequence[Passage], steps: int = DEFAULT_STEPS, lr: float = DEFAULT_LR,
+def add_passages(system: MemorySystem, passages: Sequence[Passage], steps: int = WRITE_STEPS, lr: float = WRITE_LR,
                  seed: int = 0, checkpoints: Sequence[int] = (),
                  on_checkpoint: Callable[[WritePoint], None] | None = None) -> AddReport:
     """Append one optimised z_new per passage to Z; nothing else in the model changes.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..analysis.multihop import FOCUS
 from ..leaderboard.collect import Entry
@@ -59,12 +59,17 @@ def _baselines(entries: list[Entry]) -> list[Entry]:
     return [e for e in entries if e.provider not in (FOCUS, NO_RETRIEVAL)]
 
 
-def _best(entries: list[Entry], metric: str) -> Entry | None:
-    scored = [e for e in entries if e.value(metric) is not None]
+def _best(items: list[Any], metric: str, value: Callable[[Any], float | None]) -> Any | None:
+    """The item with the best `value` on `metric` (lowest where less is better); None when none has a value."""
+    scored = [item for item in items if value(item) is not None]
     if not scored:
         return None
     pick = min if lower_is_better(metric) else max
-    return pick(scored, key=lambda e: e.value(metric))
+    return pick(scored, key=value)
+
+
+def _best_entry(entries: list[Entry], metric: str) -> Entry | None:
+    return _best(entries, metric, lambda e: e.value(metric))
 
 
 def _paired(focus: Entry, other: Entry, metric: str) -> str:
@@ -128,7 +133,7 @@ def comparison(inputs: ReportInputs) -> str:
         parts += ["", f"### {task} ({entries[0].split} split)", "",
                   markdown_table(["provider", "reader", "n", *(h for h, _ in columns)], rows)]
         focus = [e for e in entries if e.provider == FOCUS]
-        best = _best(_baselines(entries), "recall@5")
+        best = _best_entry(_baselines(entries), "recall@5")
         if focus and best:
             parts.append(f"{FOCUS} minus the best baseline on recall@5 ({best.provider}), paired bootstrap: "
                          f"recall@5 {_paired(focus[0], best, 'recall@5')}, "
@@ -162,8 +167,7 @@ def plan_status(inputs: ReportInputs, multihop: dict[str, Any] | None) -> str:
     for _, summary in inputs.sweeps:
         metric = summary["metrics"][0]
         done = [c for c in summary["cells"] if (c["metrics"].get(metric) or {}).get("value") is not None]
-        pick = min if lower_is_better(metric) else max
-        best = pick(done, key=lambda c: c["metrics"][metric]["value"]) if done else None
+        best = _best(done, metric, lambda c: c["metrics"][metric]["value"])
         ties = [c["name"] for c in done if best and c is not best and not _separable(best, c, metric)]
         status = f"{len(done)}/{len(summary['cells'])} cells measured"
         if ties:
@@ -173,7 +177,7 @@ def plan_status(inputs: ReportInputs, multihop: dict[str, Any] | None) -> str:
                      status])
     for task, entries in _by_task(inputs.entries).items():
         focus = [e for e in entries if e.provider == FOCUS]
-        best = _best(_baselines(entries), "em")
+        best = _best_entry(_baselines(entries), "em")
         if focus and best and focus[0].value("em") is not None:
             gap = best.value("em") - focus[0].value("em")
             rows.append(["3 comparison", f"EM within {EM_GAP * 100:.0f} points of RAG",

@@ -101,10 +101,15 @@ def _child_env(max_parallel: int) -> dict[str, str]:
     return env
 
 
+def cell_log(logs: Path, cell: Cell) -> Path:
+    """Where a cell's child process writes its output."""
+    return logs / f"{cell.slug}.log"
+
+
 def run_cell(spec: SweepSpec, cell: Cell, runs_dir: Path, logs: Path, env: dict[str, str]) -> tuple[str, float, str | None]:
     """Run one cell in a child process; (status, seconds, error)."""
     logs.mkdir(parents=True, exist_ok=True)
-    log = logs / f"{cell.slug}.log"
+    log = cell_log(logs, cell)
     start = time.perf_counter()
     with log.open("w", encoding="utf-8") as handle:
         code = subprocess.run([sys.executable, "-m", "rag_bench.cli", *cell_argv(spec, cell, runs_dir)],
@@ -156,6 +161,6 @@ def run_sweep(spec: SweepSpec, out: Path, runs_dir: Path, max_parallel: int = 1,
             status, seconds, error = future.result()
             if status == "done" and not is_finished(path):
                 status, error = "failed", f"the run exited cleanly but {path} has no metrics.json"
-            settle(CellOutcome(cell, status, path, seconds, logs / f"{cell.slug}.log", error))
+            settle(CellOutcome(cell, status, path, seconds, cell_log(logs, cell), error))
             bar.update(1)
     return [outcomes[cell] for cell in spec.cells()]
