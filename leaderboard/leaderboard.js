@@ -1,6 +1,8 @@
-// rag-bench leaderboard: sort any table column, filter tasks. No network, no dependencies.
+// rag-bench leaderboard: sort any table column, filter tasks, switch headline / full view. No network, no dependencies.
 (function () {
   "use strict";
+  // Without this script both views stay visible; with it, the headline view shows first.
+  document.documentElement.classList.add("js");
 
   function cellKey(row, index) {
     var cell = row.cells[index];
@@ -55,5 +57,14 @@
   if (filter) {
     filter.addEventListener("change", applyFilter);
     applyFilter();
+  }
+
+  var toggle = document.getElementById("view-toggle");
+  if (toggle) {
+    toggle.addEventListener("click", function () {
+      var full = document.body.classList.toggle("full-view");
+      toggle.setAttribute("aria-pressed", full ? "true" : "false");
+      toggle.textContent = full ? "Show headline metrics" : "Show all metrics";
+    });
   }
 })();

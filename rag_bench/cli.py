@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from .errors import RagBenchError
-from .params import parse_assignments
+from .params import parse_assignments, parse_ks
 from .summary import metrics_table, table
 
 
@@ -30,15 +30,6 @@ def cli():
     """Benchmark evidence providers for open-domain QA under one reader and one set of metrics."""
 
 
-def _ks(value: str | None) -> tuple[int, ...] | None:
-    if not value:
-        return None
-    try:
-        return tuple(int(part) for part in value.split(",") if part.strip())
-    except ValueError:
-        raise RagBenchError(f"-k {value!r}: expected comma-separated integers, e.g. -k 1,5,20") from None
-
-
 def default_reader() -> str:
     """openai:gpt-4o-mini when a key is set and the openai reader is installed, else none."""
     from .registry import registry
@@ -54,7 +45,10 @@ def default_reader() -> str:
 @click.option("--task", "-t", required=True, help="Task name (see `rag-bench tasks`).")
 @click.option("--split", default=None, help="Split to score (default: the task card's, usually test).")
 @click.option("--limit", type=int, default=None, help="Score only the first N questions of the split.")
-@click.option("-k", "ks", default=None, help="Cut-offs, comma-separated (default: the task card's, e.g. 1,5,20).")
+@click.option("-k", "ks", default=None, help="Retrieval cut-offs, comma-separated (default: the task card's, e.g. 1,5,20); "
+              "the provider ranks down to the largest.")
+@click.option("--reader-k", "reader_k", type=int, default=5, show_default=True,
+              help="Evidence texts the reader sees: the top N of the ranking (at most the largest -k).")
 @click.option("-P", "provider_params", multiple=True, metavar="KEY=VALUE", help="Provider setting; repeatable.")
 @click.option("--reader", default=None, help="Reader, NAME or NAME:MODEL (default: openai:gpt-4o-mini with OPENAI_API_KEY set, else none).")
 @click.option("-R", "reader_params", multiple=True, metavar="KEY=VALUE", help="Reader setting; repeatable.")
@@ -67,7 +61,7 @@ def default_reader() -> str:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
 @click.option("--overwrite", is_flag=True, help="Discard an earlier run of this configuration and start fresh.")
-def run(provider, task, split, limit, ks, provider_params, reader, reader_params, reader_base_url, reader_model, reader_concurrency,
+def run(provider, task, split, limit, ks, reader_k, provider_params, reader, reader_params, reader_base_url, reader_model, reader_concurrency,
         judges, judge_params, batch_size, seed, runs_dir, overwrite):
     """Score PROVIDER on TASK; re-running the same command resumes where it stopped."""
     from .runner import RunConfig, execute, split_reader_spec
@@ -84,7 +78,8 @@ def run(provider, task, split, limit, ks, provider_params, reader, reader_params
         task=task,
         split=split,
         limit=limit,
-        ks=_ks(ks),
+        ks=parse_ks(ks),
+        reader_k=reader_k,
         provider_params=parse_assignments(provider_params),
         reader=reader_name,
         reader_params=reader_settings,
@@ -97,20 +92,28 @@ def run(provider, task, split, limit, ks, provider_params, reader, reader_params
     )
     result = execute(cfg, argv=["rag-bench", *sys.argv[1:]])
     counts = result.metrics["counts"]
+    depth = f"reader {result.manifest['reader']['name']} sees the top {result.manifest['reader_k']} of {max(result.manifest['ks'])}"
     click.echo(f"\n{provider} on {task}/{result.metrics['run']['split']} ({counts['questions']} questions, "
-               f"{counts['failed']} failed; {result.computed} computed now) -> {result.path}")
+               f"{counts['failed']} failed; {result.computed} computed now; {depth}) -> {result.path}")
     click.echo(metrics_table(result.metrics))
+
+
+def _description(kind_label: str, value) -> str:
+    """A registered thing's one-line description (a task's comes from its card)."""
+    text = value.card.description if kind_label == "task" else getattr(value, "description", "")
+    return " ".join(str(text or "").split()) or "-"
 
 
 @cli.command()
 def plugins():
-    """List plugins, the hooks they implement and the distribution that provides them."""
+    """List plugins (hooks, distribution, what they register), then every provider, reader and metric with its description."""
     from .plugins import plugin_infos
     from .registry import registry
 
     reg = registry()
+    kinds = (("provider", reg.providers), ("task", reg.tasks), ("reader", reg.readers), ("metric", reg.metrics))
     provided: dict[str, list[str]] = {}
-    for label, kind in (("provider", reg.providers), ("task", reg.tasks), ("reader", reg.readers), ("metric", reg.metrics)):
+    for label, kind in kinds:
         for entry in kind.entries.values():
             provided.setdefault(entry.plugin, []).append(f"{label}:{entry.name}")
     rows = []
@@ -119,6 +122,9 @@ def plugins():
         status = f"BROKEN: {info.error}" if info.error else ", ".join(sorted(provided.get(info.name, [])))
         rows.append([info.name, dist, ", ".join(info.hooks) or "-", status])
     click.echo(table(["plugin", "distribution", "hooks", "registers"], rows))
+    described = [[label, name, kind.entries[name].plugin, _description(label, kind.entries[name].value)]
+                 for label, kind in kinds if label != "task" for name in kind.names()]
+    click.echo("\n" + table(["kind", "name", "plugin", "description"], described))
 
 
 @cli.command()

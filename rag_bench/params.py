@@ -81,6 +81,16 @@ def parse_assignments(pairs: typing.Iterable[str]) -> dict[str, str]:
     return out
 
 
+def parse_ks(value: str | None) -> tuple[int, ...] | None:
+    """`-k 1,5,20` -> (1, 5, 20); None or empty -> None (the task card's cut-offs)."""
+    if not value:
+        return None
+    try:
+        return tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise RagBenchError(f"-k {value!r}: expected comma-separated integers, e.g. -k 1,5,20") from None
+
+
 def params_to_dict(params: Any) -> dict[str, Any]:
     """JSON-ready settings (tuples become lists) for manifests and fingerprints."""
     return json_ready(dataclasses.asdict(params))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
-from .params import NoParams, params_to_dict
+from .errors import RagBenchError
+from .params import NoParams, json_ready, params_to_dict
 from .types import ProvidedEvidence, Question
 
 if TYPE_CHECKING:
@@ -23,10 +25,14 @@ class EvidenceProvider(ABC):
     1. ``prepare(task, workdir)``: build or load state (an index, a trained
        memory). `workdir` is a cache folder owned by this provider, keyed by
        (provider, version, settings, task version, corpus hash): state found
-       there from an earlier run may be reused as is.
-    2. ``provide(questions, k)`` once per batch, returning one
-       `ProvidedEvidence` per question, in order.
-    3. ``footprint()`` for the storage the provider needs at query time.
+       there from an earlier run may be reused as is. It is called on every
+       run (also when the state is already there).
+    2. ``metadata()`` once, for the run's manifest (what the provider was
+       trained on, its base model).
+    3. ``provide(questions, k)`` (or ``provide(questions, k, evidence_k=N)``,
+       see `provide`) once per batch, returning one `ProvidedEvidence` per
+       question, in order.
+    4. ``footprint()`` for the storage the provider needs at query time.
 
     Bump `version` when a change makes cached state in `workdir` invalid.
     """
@@ -52,15 +58,94 @@ class EvidenceProvider(ABC):
 
     @abstractmethod
     def provide(self, questions: Sequence[Question], k: int) -> list[ProvidedEvidence]:
-        """Return evidence for each question: at most `k` ranked hits and the texts for the reader."""
+        """Return evidence for each question: at most `k` ranked hits and their evidence texts, in rank order.
+
+        `k` is the ranking depth (the largest retrieval cut-off, ``-k``). The
+        reader sees only the first `reader_k` texts (``--reader-k``, default
+        5); retrieval metrics use all `k` hits and ``answer_recall@k`` the
+        texts. A provider whose texts are costly (a generator) may declare a
+        third parameter ``evidence_k: int | None = None`` (or ``**kwargs``):
+        the harness then passes ``evidence_k=reader_k``, and texts are needed
+        only for the top `evidence_k` hits (None: for all of them). Evidence
+        metrics that need texts past the depth provided (``answer_recall@20``
+        from 5 texts) are then left out, not counted as zero. A provider with
+        the two-parameter signature keeps working unchanged: the harness
+        truncates what the reader sees.
+        """
+
+    def metadata(self) -> dict[str, Any]:
+        """What the provider was built from, as MTEB records model metadata; called after `prepare`.
+
+        Known keys (the harness fills the defaults of any left out):
+        ``trained_on_corpus`` (bool, default False: parameters were fitted to
+        this task's passages or questions, e.g. a memory table or LoRA trained
+        on them; an index built from the corpus is not training),
+        ``trained_splits`` (list of split names whose questions were used in
+        training, default []), ``parameters_trained`` (int, default 0),
+        ``base_model`` and ``base_revision`` (str or None: the pretrained
+        model id and its commit). Other JSON-ready keys are kept as given.
+        """
+        return {}
 
     def footprint(self) -> dict[str, int]:
         """Bytes of storage the provider needs at query time, by part (e.g. index, text store).
 
-        Parts whose names start with ``extra_`` are reported but not counted in
-        the headline figure (e.g. LoRA weights beside a memory table).
+        ``text_store`` is, by convention, the passage text a provider must keep
+        to hand evidence to the reader (a retriever returns stored passages; a
+        generator that writes its evidence needs none). Parts whose names
+        start with ``extra_`` are reported but not counted in the headline
+        figure (e.g. LoRA weights beside a memory table).
         """
         return {}
 
     def close(self) -> None:
         """Release resources (models, JVMs). Called once after the run."""
+
+
+#: What `metadata()` says when a provider leaves a key out.
+METADATA_DEFAULTS: dict[str, Any] = {
+    "trained_on_corpus": False,
+    "trained_splits": [],
+    "parameters_trained": 0,
+    "base_model": None,
+    "base_revision": None,
+}
+_METADATA_TYPES: dict[str, tuple[type, ...]] = {
+    "trained_on_corpus": (bool,),
+    "trained_splits": (list, tuple),
+    "parameters_trained": (int,),
+    "base_model": (str, type(None)),
+    "base_revision": (str, type(None)),
+}
+
+
+def provider_metadata(name: str, provider: EvidenceProvider) -> dict[str, Any]:
+    """`provider.metadata()` with the defaults filled in and the known keys' types checked."""
+    given = provider.metadata() or {}
+    if not isinstance(given, dict):
+        raise RagBenchError(f"provider {name}: metadata() must return a dict, got {type(given).__name__}")
+    out = {**METADATA_DEFAULTS, **given}
+    for key, types in _METADATA_TYPES.items():
+        value = out[key]
+        if not isinstance(value, types) or (key == "parameters_trained" and isinstance(value, bool)):
+            expected = " or ".join("None" if t is type(None) else t.__name__ for t in types)
+            raise RagBenchError(f"provider {name}: metadata()[{key!r}] must be {expected}, got {value!r}")
+    out["trained_splits"] = [str(split) for split in out["trained_splits"]]
+    return json_ready(out)
+
+
+def accepts_evidence_k(provider: EvidenceProvider) -> bool:
+    """Whether `provider.provide` takes an `evidence_k` keyword (by name, or through ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(provider.provide).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "evidence_k" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def provide_evidence(provider: EvidenceProvider, questions: Sequence[Question], k: int,
+                     evidence_k: int | None) -> list[ProvidedEvidence]:
+    """Call `provide` with `evidence_k` where the provider declares it, else with the old two arguments."""
+    if evidence_k is not None and accepts_evidence_k(provider):
+        return provider.provide(questions, k, evidence_k=evidence_k)
+    return provider.provide(questions, k)

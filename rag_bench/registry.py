@@ -1,4 +1,8 @@
-"""What the plugins registered: providers, tasks, readers and metrics, by name."""
+"""What the plugins registered: providers, tasks, readers and metrics, by name.
+
+Built on `plugins` (which never imports this module): the registry is
+collected on first use and again whenever `plugins.generation()` changes.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from .errors import RagBenchError
+from . import plugins
 from .plugins import plugin_manager, warn
 
 T = TypeVar("T")
@@ -27,17 +32,30 @@ class Kind(Generic[T]):
     entries: dict[str, Entry[T]] = field(default_factory=dict)
 
     def get(self, name: str) -> T:
+        """The registered value; an unknown name is one RagBenchError that says why it is missing."""
         if name in self.entries:
             return self.entries[name].value
+        raise RagBenchError(self._unknown(name))
+
+    def _unknown(self, name: str) -> str:
+        broken = plugins.problems()
+        # A broken plugin of the same name is almost certainly the one that registers it.
+        same = [info for info in broken if info.name == name]
+        if same:
+            return (f"{self.label} {name!r} is not available: {plugins.describe_problem(same[0])}. "
+                    "Fix that error (`rag-bench plugins` shows it) and run the command again.")
         close = difflib.get_close_matches(name, list(self.entries), n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         known = ", ".join(sorted(self.entries)) or "none"
-        raise RagBenchError(
-            f"unknown {self.label} {name!r}.{hint} Registered {self.label}s: {known}. "
-            f"`rag-bench plugins` lists them; a {self.label} from another package needs that package installed."
-        )
+        if broken:
+            listed = "; ".join(plugins.describe_problem(info) for info in broken)
+            why = f" Installed but broken, so not registered: {listed}."
+        else:
+            why = f" A {self.label} from another package needs that package installed."
+        return f"unknown {self.label} {name!r}.{hint} Registered {self.label}s: {known}.{why} `rag-bench plugins` lists them."
 
     def names(self) -> list[str]:
+        """Registered names, sorted."""
         return sorted(self.entries)
 
 
@@ -50,6 +68,7 @@ class Registry:
 
 
 _registry: Registry | None = None
+_registry_generation: int | None = None
 
 _HOOKS = {
     "providers": "register_providers",
@@ -75,12 +94,8 @@ def _collect(kind: Kind[Any], hook_name: str) -> None:
         try:
             impl.function(register=register)
         except Exception as exc:
-            from .plugins import _load, _one_line
-
-            message = f"hook {hook_name} raised {_one_line(exc)}"
-            info = _load().infos.get(impl.plugin_name)
-            if info is not None:
-                info.error = message if info.error is None else f"{info.error}; {message}"
+            message = f"hook {hook_name} raised {plugins.one_line(exc)}"
+            plugins.record_problem(impl.plugin_name, message)
             warn(f"plugin {impl.plugin_name!r}: {message}; its {kind.label}s were skipped")
             continue
         for entry in staged:
@@ -96,15 +111,16 @@ def _collect(kind: Kind[Any], hook_name: str) -> None:
 
 def registry() -> Registry:
     """Everything registered by the loaded plugins (collected on first use)."""
-    global _registry
-    if _registry is None:
+    global _registry, _registry_generation
+    if _registry is None or _registry_generation != plugins.generation():
         reg = Registry(Kind("provider"), Kind("task"), Kind("reader"), Kind("metric"))
         for attr, hook_name in _HOOKS.items():
             _collect(getattr(reg, attr), hook_name)
-        _registry = reg
+        _registry, _registry_generation = reg, plugins.generation()
     return _registry
 
 
 def reset_registry() -> None:
+    """Collect again on next use."""
     global _registry
     _registry = None

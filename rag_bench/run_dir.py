@@ -1,9 +1,11 @@
-"""A run directory: manifest.json, records.jsonl (append-only, flushed per batch), metrics.json.
+"""A run directory: manifest.json, records.jsonl (append-only, flushed per batch), metrics.json, measurements.json.
 
 Records are appended and fsync'd per batch. A run killed mid-write leaves at
 most one partial last line, which `read_records` trims. The latest record
 for a question wins, so a failed question retried on resume replaces its
-failed record. metrics.json exists only once a run has finished.
+failed record. metrics.json (the scores) exists only once a run has
+finished; measurements.json beside it holds the machine-dependent figures
+(latency, preparation time, peak memory; see `rag_bench.measurements`).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from typing import Any, Iterable
 
 from .errors import RagBenchError
 from .jsonl import dumps, write_json_atomic
+from .measurements import split_aggregates
 
 MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
 METRICS = "metrics.json"
+MEASUREMENTS = "measurements.json"
 
 
 class RunDir:
@@ -39,6 +43,10 @@ class RunDir:
     @property
     def metrics_path(self) -> Path:
         return self.path / METRICS
+
+    @property
+    def measurements_path(self) -> Path:
+        return self.path / MEASUREMENTS
 
     def exists(self) -> bool:
         return self.manifest_path.is_file()
@@ -88,7 +96,27 @@ class RunDir:
             os.fsync(fh.fileno())
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
-        write_json_atomic(self.metrics_path, metrics)
+        """Measurements to measurements.json, then everything else to metrics.json (the run's finished mark)."""
+        scores, measured = split_aggregates(metrics.get("aggregate") or {})
+        write_json_atomic(self.measurements_path, {"aggregate": measured, "run": metrics.get("run")})
+        write_json_atomic(self.metrics_path, {**metrics, "aggregate": scores})
+
+    def read_metrics(self) -> dict[str, Any]:
+        """metrics.json with the aggregates of measurements.json merged in (as `write_metrics` was given them)."""
+        metrics = read_json(self.metrics_path)
+        if self.measurements_path.is_file():
+            measured = read_json(self.measurements_path).get("aggregate") or {}
+            metrics["aggregate"] = dict(sorted({**metrics.get("aggregate", {}), **measured}.items()))
+        return metrics
 
     def clear_metrics(self) -> None:
         self.metrics_path.unlink(missing_ok=True)
+        self.measurements_path.unlink(missing_ok=True)
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file, or one RagBenchError naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RagBenchError(f"{path}: unreadable JSON ({exc}); remove it or rerun the run that made it") from None

@@ -23,7 +23,7 @@ from .metric import RunContext
 from .params import json_ready, parse_params
 from .paths import cache_dir
 from .plugins import warn_about_broken_plugins
-from .provider import EvidenceProvider
+from .provider import EvidenceProvider, provide_evidence, provider_metadata
 from .reader import Reader
 from .registry import registry
 from .run_dir import RunDir
@@ -43,6 +43,8 @@ class RunConfig:
     split: str | None = None
     limit: int | None = None
     ks: tuple[int, ...] | None = None
+    #: Evidence texts the reader sees (the top of the ranking); at most the largest k.
+    reader_k: int = 5
     provider_params: dict[str, str] = field(default_factory=dict)
     reader: str = "none"
     reader_params: dict[str, str] = field(default_factory=dict)
@@ -103,7 +105,8 @@ def prepare_provider(provider_name: str, provider: EvidenceProvider, task: Task)
     return {"prepare_s": elapsed, "build_s": elapsed, "reused_cache": False, "workdir": str(workdir)}
 
 
-def config_hash(cfg: RunConfig, provider: EvidenceProvider, reader: Reader, task: Task, split: str, ks: Sequence[int]) -> str:
+def config_hash(cfg: RunConfig, provider: EvidenceProvider, reader: Reader, task: Task, split: str, ks: Sequence[int],
+                reader_k: int) -> str:
     key = {
         "provider": cfg.provider,
         "provider_version": provider.version,
@@ -114,6 +117,7 @@ def config_hash(cfg: RunConfig, provider: EvidenceProvider, reader: Reader, task
         "split": split,
         "limit": cfg.limit,
         "ks": list(ks),
+        "reader_k": reader_k,
         "reader": cfg.reader,
         "reader_settings": {k: v for k, v in reader.settings().items() if k not in reader.runtime_settings},
         "seed": cfg.seed,
@@ -160,6 +164,13 @@ def resolve_ks(cfg: RunConfig, task: Task) -> tuple[int, ...]:
     if task.corpus and ks[-1] > len(task.corpus):
         raise RagBenchError(f"-k {ks[-1]} is larger than the corpus of {task.name} ({len(task.corpus)} passages)")
     return ks
+
+
+def resolve_reader_k(cfg: RunConfig, ks: Sequence[int]) -> int:
+    """The reader depth a run uses: `--reader-k`, capped at the ranking depth (the largest k)."""
+    if cfg.reader_k < 1:
+        raise RagBenchError(f"--reader-k must be at least 1, got {cfg.reader_k}")
+    return min(cfg.reader_k, max(ks))
 
 
 def make_record(question: Question, evidence: Any, answer: Any, provide_ms: float, read_ms: float) -> dict[str, Any]:
@@ -215,6 +226,7 @@ class RunPlan:
     ks: tuple[int, ...]
     digest: str
     path: Path
+    reader_k: int
 
 
 def plan_run(cfg: RunConfig) -> RunPlan:
@@ -235,8 +247,9 @@ def plan_run(cfg: RunConfig) -> RunPlan:
     if not questions:
         raise RagBenchError(f"task {task.name} split {split!r} has no questions")
     ks = resolve_ks(cfg, task)
-    digest = config_hash(cfg, provider, reader, task, split, ks)
-    return RunPlan(provider, reader, task, split, questions, ks, digest, run_dir_for(cfg, task, digest, split))
+    reader_k = resolve_reader_k(cfg, ks)
+    digest = config_hash(cfg, provider, reader, task, split, ks, reader_k)
+    return RunPlan(provider, reader, task, split, questions, ks, digest, run_dir_for(cfg, task, digest, split), reader_k)
 
 
 def execute(cfg: RunConfig, argv: Sequence[str] | None = None) -> RunResult:
@@ -276,7 +289,7 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
     if cfg.overwrite:  # only now: a failed preflight or preparation keeps the earlier run
         run.reset()
     run.path.mkdir(parents=True, exist_ok=True)
-    manifest = run.read_manifest() if run.exists() else _new_manifest(cfg, provider, reader, task, split, ks, digest, argv)
+    manifest = run.read_manifest() if run.exists() else _new_manifest(cfg, plan, argv)
     manifest["status"] = "running"
     manifest.setdefault("sessions", []).append(session)
     run.clear_metrics()
@@ -290,12 +303,12 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
             for start in range(0, len(todo), cfg.batch_size):
                 batch = todo[start : start + cfg.batch_size]
                 t0 = time.perf_counter()
-                provided = provider.provide(batch, ks[-1])
+                provided = provide_evidence(provider, batch, ks[-1], plan.reader_k)
                 provide_ms = (time.perf_counter() - t0) * 1000 / len(batch)
                 if len(provided) != len(batch):
                     raise RuntimeError(f"provider {cfg.provider} returned {len(provided)} results for {len(batch)} questions")
                 t1 = time.perf_counter()
-                answers = reader.read(batch, [p.evidence for p in provided])
+                answers = reader.read(batch, [p.evidence[: plan.reader_k] for p in provided])
                 read_ms = (time.perf_counter() - t1) * 1000 / len(batch)
                 records = [
                     make_record(q, ev, ans, ev.timings_ms.get("total", provide_ms), ans.info.get("latency_ms", read_ms))
@@ -341,9 +354,10 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
     return RunResult(run.path, metrics, manifest, computed)
 
 
-def _new_manifest(cfg, provider, reader, task, split, ks, digest, argv) -> dict[str, Any]:
+def _new_manifest(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) -> dict[str, Any]:
+    provider, reader, task, split = plan.provider, plan.reader, plan.task, plan.split
     return {
-        "config_hash": digest,
+        "config_hash": plan.digest,
         "command": list(argv) if argv is not None else None,
         "created": now(),
         "software": software(),
@@ -354,13 +368,16 @@ def _new_manifest(cfg, provider, reader, task, split, ks, digest, argv) -> dict[
             "sources_sha256": task.source_sha256,
             "split": split,
             "limit": cfg.limit,
-            "questions": len(task.split(split)[: cfg.limit] if cfg.limit else task.split(split)),
+            "questions": len(plan.questions),
             "passages": len(task.corpus),
         },
         "provider": {"name": cfg.provider, "version": provider.version, "settings": provider.settings(),
-                     "plugin": registry().providers.entries[cfg.provider].plugin},
-        "reader": {"name": cfg.reader, "settings": reader.settings(), "plugin": registry().readers.entries[cfg.reader].plugin},
-        "ks": list(ks),
+                     "plugin": registry().providers.entries[cfg.provider].plugin,
+                     "metadata": provider_metadata(cfg.provider, provider)},
+        "reader": {"name": cfg.reader, "settings": reader.settings(), "plugin": registry().readers.entries[cfg.reader].plugin,
+                   "runtime_settings": list(reader.runtime_settings)},
+        "ks": list(plan.ks),
+        "reader_k": plan.reader_k,
         "judges": list(cfg.judges),
         "batch_size": cfg.batch_size,
         "seed": cfg.seed,

@@ -38,6 +38,22 @@ def test_bad_values_name_the_setting(raw, message):
         parse_params(Settings, raw, "provider demo")
 
 
+@pytest.mark.parametrize("spelling", ["true", "1", "yes", "on", "TRUE", "Yes", "On"])
+def test_every_documented_true_spelling(spelling):
+    assert parse_params(Settings, {"enabled": spelling}, "demo").enabled is True
+
+
+@pytest.mark.parametrize("spelling", ["false", "0", "no", "off", "False", "NO"])
+def test_every_documented_false_spelling(spelling):
+    assert parse_params(Settings, {"enabled": "true"}, "demo").enabled is True
+    assert parse_params(Settings, {"enabled": spelling}, "demo").enabled is False
+
+
+@pytest.mark.parametrize("spelling", ["none", "null", "", "None"])
+def test_optional_settings_take_none(spelling):
+    assert parse_params(Settings, {"limit": spelling}, "demo").limit is None
+
+
 def test_assignment_without_equals_is_refused():
     with pytest.raises(RagBenchError, match="expected key=value"):
         parse_assignments(["depth"])

@@ -3,6 +3,12 @@
 Names are unambiguous: `recall@k` is retrieval recall over gold passage ids,
 never token recall; `answer_recall@k` is DPR's top-k accuracy (a gold answer
 occurs in the top-k evidence text).
+
+Evidence metrics need a text for every rank they look at. A provider may
+give texts for fewer ranks than it ranks (``provide(..., evidence_k=N)``,
+e.g. a generator that writes evidence only for the ranks the reader reads):
+a metric that would need a text past those is left out for that question,
+not counted as zero.
 """
 
 from __future__ import annotations
@@ -59,7 +65,8 @@ class RetrievalMetric(Metric):
             evidence = record["evidence"]
             first = next((i for i, text in enumerate(evidence) if has_answer(text, question.answers)), None)
             for k in ctx.ks:
-                out[f"answer_recall@{k}"] = float(first is not None and first < k)
+                if has_texts_for(record, k):
+                    out[f"answer_recall@{k}"] = float(first is not None and first < k)
         return out
 
 
@@ -67,7 +74,7 @@ class EvidenceMetric(Metric):
     """ROUGE-L F1 of the evidence against the gold evidence sentences.
 
     `evidence_rougeL` scores the top-ranked evidence text; `evidence_rougeL_max@5`
-    the best of the first five.
+    the best of the first five (left out where fewer than min(5, hits) texts were given).
     """
 
     description = "evidence_rougeL (top-1), evidence_rougeL_max@5"
@@ -77,10 +84,17 @@ class EvidenceMetric(Metric):
             return {}
         reference = " ".join(question.gold_evidence)
         scores = [rouge_l(text, reference) for text in record["evidence"][:ROUGE_MAX_DEPTH]]
-        return {
-            "evidence_rougeL": scores[0] if scores else 0.0,
-            f"evidence_rougeL_max@{ROUGE_MAX_DEPTH}": max(scores, default=0.0),
-        }
+        out = {}
+        if has_texts_for(record, 1):
+            out["evidence_rougeL"] = scores[0] if scores else 0.0
+        if has_texts_for(record, ROUGE_MAX_DEPTH):
+            out[f"evidence_rougeL_max@{ROUGE_MAX_DEPTH}"] = max(scores, default=0.0)
+        return out
+
+
+def has_texts_for(record: dict[str, Any], k: int) -> bool:
+    """Whether the record carries an evidence text for each of its top min(k, hits) ranks."""
+    return len(record["evidence"]) >= min(k, len(record["hits"]))
 
 
 def _percentile(q: float):

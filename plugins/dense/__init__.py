@@ -122,6 +122,10 @@ class DenseProvider(EvidenceProvider):
             write_json_atomic(workdir / DONE, {"passages": len(task.corpus), "embeddings": str(vectors)})
         faiss_index.configure(self.index, self.params)
 
+    def metadata(self) -> dict[str, Any]:
+        """A pretrained encoder, not trained on the corpus (the index is built from it, not fitted)."""
+        return {"base_model": self.model.model_id, "base_revision": enc.encoder_revision(self.encoder, self.model)}
+
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Normalised query embeddings (with the query prefix)."""
         with enc.torch_threads(self.params.threads):

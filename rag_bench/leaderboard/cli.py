@@ -26,6 +26,15 @@ def _only(entries, tasks: tuple[str, ...], providers: tuple[str, ...]):
     return [e for e in entries if (not tasks or e.task in tasks) and (not providers or e.provider in providers)]
 
 
+def _default_results_notice(cwd: Path) -> str:
+    """Where `publish` writes without --results, and a warning when that is not a rag-bench checkout."""
+    target = (cwd / DEFAULT_RESULTS).resolve()
+    if (cwd / DEFAULT_RESULTS).is_dir():
+        return f"rag-bench: publishing into {target}"
+    return (f"rag-bench: publishing into {target}: this folder is not a rag-bench checkout (no {DEFAULT_RESULTS} here), "
+            "so it will be created; pass --results DIR to write elsewhere")
+
+
 @click.group()
 def leaderboard():
     """Build, publish and verify the static leaderboard."""
@@ -83,7 +92,8 @@ def verify(sources, tolerance, footprint_tolerance, tasks, providers, keep_runs)
 @click.option("--from-runs", type=click.Path(path_type=Path, exists=True), default=None,
               help="Publish the finished runs in this runs directory instead of running anything.")
 @click.option("--work-dir", type=click.Path(path_type=Path), default=None, help="Where the runs go (default: a temporary folder).")
-@click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
+@click.option("--results", type=click.Path(path_type=Path), default=None,
+              help=f"Folder of published results (default: {DEFAULT_RESULTS} under the current folder).")
 @click.option("--site", type=click.Path(path_type=Path), default=None, help="Also build the site from all results into this folder.")
 def publish(providers, tasks, reader, from_runs, work_dir, results, site):
     """Run the leaderboard commands and write their aggregated results (no dataset text) to --results."""
@@ -92,6 +102,9 @@ def publish(providers, tasks, reader, from_runs, work_dir, results, site):
     from .publish import export_results, finished_runs, run_commands
     from .site import build_site
 
+    if results is None:
+        results = DEFAULT_RESULTS
+        click.echo(_default_results_notice(Path.cwd()), err=True)
     failures = []
     with tempfile.TemporaryDirectory(prefix="rag-bench-publish-") as tmp:
         if from_runs is not None:
@@ -107,8 +120,10 @@ def publish(providers, tasks, reader, from_runs, work_dir, results, site):
             wanted = {(t, p) for t in tasks for p in providers}
             entries = [e for e in finished_runs(workdir / "runs") if (e.task, e.provider) in wanted and e.reader == reader]
         written = export_results(entries, results)
-    for path in written:
-        click.echo(f"published {path}")
+    for published in written:
+        click.echo(f"published {published.path}")
+        for replaced in published.replaced:
+            click.echo(f"  {replaced.describe()}")
     if site is not None:
         built = build_site(collect_entries(results), site)
         click.echo(f"site -> {built.index.resolve().as_uri()}")

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from ..errors import RagBenchError
 from ..plugins import warn
-from ..run_dir import MANIFEST, METRICS, RECORDS
+from ..run_dir import MANIFEST, METRICS, RECORDS, RunDir, read_json
 from .redact import redact, redact_command
 
 FORMAT = "rag-bench-result/1"
@@ -50,6 +50,20 @@ class Entry:
         raw = f"{self.task}__{self.provider}__{self.split}__{self.reader}__{self.config_hash}"
         return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw)
 
+    @property
+    def reader_k(self) -> int | None:
+        """Evidence texts the reader saw; None for rows published before reader depth was recorded."""
+        return self.manifest.get("reader_k")
+
+    @property
+    def metadata(self) -> dict[str, Any] | None:
+        """The provider's metadata (trained on the corpus, base model ...); None where the row predates it."""
+        return (self.manifest.get("provider") or {}).get("metadata")
+
+    @property
+    def accelerator(self) -> str | None:
+        return (self.manifest.get("software") or {}).get("accelerator")
+
     def value(self, metric: str) -> float | None:
         agg = self.aggregate.get(metric)
         return None if agg is None else agg.get("value")
@@ -70,13 +84,6 @@ class Entry:
                     continue  # a partial last line of an interrupted write
                 latest[record["qid"]] = record
         return iter(latest.values())
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RagBenchError(f"{path}: unreadable JSON ({exc}); remove it or rerun the run that made it") from None
 
 
 def _entry(manifest: dict[str, Any], metrics: dict[str, Any], scores: dict[str, dict[str, float]],
@@ -114,27 +121,30 @@ def scores_by_metric(per_question: dict[str, dict[str, float]]) -> dict[str, dic
 
 def load_run_dir(path: Path) -> Entry | None:
     """The row of a finished run directory; None (with a warning) for an unfinished one."""
-    manifest = _read_json(path / MANIFEST)
+    manifest = read_json(path / MANIFEST)
     if manifest.get("status") not in FINISHED or not (path / METRICS).is_file():
         warn(f"{path}: run not finished (status {manifest.get('status')!r}); left off the leaderboard")
         return None
-    metrics = _read_json(path / METRICS)
+    metrics = RunDir(path).read_metrics()
     scores = scores_by_metric(metrics.get("per_question") or {})
     return _entry(manifest, metrics, scores, path, path / RECORDS)
 
 
 def load_result_file(path: Path) -> Entry | None:
     """The row of a published result file; None for JSON files of another kind."""
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         return None
+    metrics = dict(data["metrics"])
+    # Measurements sit apart from the scores; results published before that keep them in `aggregate`.
+    metrics["aggregate"] = {**(metrics.get("aggregate") or {}), **(metrics.pop("measurements", None) or {})}
     table = data.get("per_question_scores") or {"qids": [], "metrics": {}}
     qids = table["qids"]
     scores = {
         metric: {qid: value for qid, value in zip(qids, values) if value is not None}
         for metric, values in table["metrics"].items()
     }
-    return _entry(data["manifest"], data["metrics"], scores, path, None)
+    return _entry(data["manifest"], metrics, scores, path, None)
 
 
 def _candidates(root: Path) -> Iterator[Path]:

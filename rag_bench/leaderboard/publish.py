@@ -1,10 +1,11 @@
 """Publish aggregated results: run the leaderboard's commands and export what may be shared.
 
 A published result file keeps the redacted manifest (command, versions,
-settings, data hashes), the aggregate metrics with intervals, and the
-per-question scores as numbers keyed by question id, which the site needs
-for its paired significance tests. It leaves out records.jsonl: questions,
-gold answers, evidence and answers are dataset text.
+settings, data hashes), the aggregate scores with intervals, the machine
+measurements (latency, preparation time, peak memory) apart from them, and
+the per-question scores as numbers keyed by question id, which the site
+needs for its paired significance tests. It leaves out records.jsonl:
+questions, gold answers, evidence and answers are dataset text.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..jsonl import write_json_atomic
+from ..measurements import split_aggregates
 from .collect import FORMAT, Entry, collect_entries, load_result_file
 from .site import slug
+from .variants import differences, same_row
 
 DECIMALS = 6
 
@@ -29,43 +32,64 @@ def result_document(entry: Entry) -> dict:
         metric: [None if (v := values.get(qid)) is None else round(float(v), DECIMALS) for qid in qids]
         for metric, values in sorted(entry.scores.items())
     }
+    scores, measurements = split_aggregates(entry.aggregate)
     return {
         "format": FORMAT,
         "manifest": entry.manifest,
         "metrics": {
-            "aggregate": entry.aggregate,
+            "aggregate": scores,
+            "measurements": measurements,
             "counts": entry.counts,
             "failed_qids": entry.failed_qids,
             "run": {"task": entry.task, "split": entry.split, "provider": entry.provider,
                     "reader": entry.reader, "config_hash": entry.config_hash,
-                    "ks": entry.manifest.get("ks")},
+                    "ks": entry.manifest.get("ks"), "reader_k": entry.manifest.get("reader_k")},
         },
         "per_question_scores": {"qids": qids, "metrics": table},
     }
 
 
-def _same_row(a: Entry, b: Entry) -> bool:
-    return (a.task, a.provider, a.reader, a.split) == (b.task, b.provider, b.reader, b.split)
+@dataclass
+class Replaced:
+    """A published file that a new result replaced, and how the two differ."""
+
+    path: Path
+    entry: Entry
+    differences: list[str]
+
+    def describe(self) -> str:
+        what = "; ".join(self.differences) or "same settings and version"
+        return f"replaced {self.path} (config {self.entry.config_hash}, {self.entry.date[:10]}; {what})"
 
 
-def export_results(entries: Iterable[Entry], results_dir: Path) -> list[Path]:
+@dataclass
+class Published:
+    """One written result file and the files it replaced."""
+
+    path: Path
+    replaced: list[Replaced]
+
+
+def export_results(entries: Iterable[Entry], results_dir: Path) -> list[Published]:
     """Write one result file per entry under results_dir/<task>/.
 
-    A result for the same task, provider, reader and split made by an
-    earlier configuration is replaced: the leaderboard shows each provider's
-    current figures, not its history.
+    A published row with the same task, split, provider, reader and settings
+    (`variants.same_row`) is replaced: the board shows each variant's current
+    figures, not its history. Rows with other settings stay beside it.
     """
     written = []
     for entry in entries:
         folder = results_dir / slug(entry.task)
         folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("*.json"):
+        replaced = []
+        for old in sorted(folder.glob("*.json")):
             previous = load_result_file(old)
-            if previous is not None and _same_row(previous, entry):
+            if previous is not None and same_row(previous, entry):
+                replaced.append(Replaced(old, previous, differences(previous, entry)))
                 old.unlink()
         path = folder / f"{entry.row_id}.json"
         write_json_atomic(path, result_document(entry))
-        written.append(path)
+        written.append(Published(path, replaced))
     return written
 
 

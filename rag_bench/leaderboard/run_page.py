@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import provenance
 from .collect import Entry
 from .columns import fmt, quality_metrics
 from .markup import cell, command_text, esc, pretty_json, table
@@ -26,6 +27,7 @@ def _meta(entry: Entry) -> str:
         ("provider settings", pretty_json(provider.get("settings", {}))),
         ("reader", esc(entry.reader)),
         ("reader settings", pretty_json(reader.get("settings", {}))),
+        *((label, esc(text)) for label, text in provenance.items(entry)),
         ("status", esc(f"{entry.status}; {entry.counts.get('ok', '?')} ok, {entry.counts.get('failed', '?')} failed")),
         ("config hash", f"<code>{esc(entry.config_hash)}</code>"),
         ("finished", esc(entry.date)),

@@ -3,7 +3,8 @@
 In the spirit of pyserini's two-click reproductions: the command recorded in
 the row's manifest runs again in a temporary runs directory, and every
 machine-independent aggregate must come back within a tolerance. Latency,
-preparation time and peak memory depend on the machine and are not compared.
+preparation time and peak memory depend on the machine and are not compared
+(`rag_bench.measurements`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..measurements import is_measurement
 from .collect import Entry, collect_entries
 from .redact import REDACTED
-
-MACHINE_DEPENDENT = ("latency", "prepare_s", "peak_rss")
 
 
 @dataclass
@@ -38,7 +38,7 @@ def compare(published: Entry, rerun: Entry, tolerance: float, footprint_toleranc
                      f"{rerun.config_hash}): the task data, provider version or settings changed")
     worst, failures, deviations = 0.0, [], {}
     for name, agg in sorted(published.aggregate.items()):
-        if name.startswith(MACHINE_DEPENDENT):
+        if is_measurement(name):
             continue
         if name not in rerun.aggregate:
             failures.append(f"{name} missing")

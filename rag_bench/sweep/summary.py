@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 import math
 import re
 from pathlib import Path
@@ -25,7 +24,7 @@ SUMMARY = "summary.json"
 def _metrics_of(path: Path | None, names: Sequence[str]) -> dict[str, Any]:
     if path is None or not RunDir(path).metrics_path.is_file():
         return {}
-    aggregate = json.loads(RunDir(path).metrics_path.read_text(encoding="utf-8"))["aggregate"]
+    aggregate = RunDir(path).read_metrics()["aggregate"]
     return {name: aggregate[name] for name in names if name in aggregate}
 
 
