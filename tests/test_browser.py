@@ -67,7 +67,8 @@ def site(nq_5k, tmp_path_factory):
     make_hostile_runs(root / "runs")
     # A second task for the filter: bm25's row published under another task name.
     bm25 = [e for e in collect_entries(root / "runs") if e.provider == "bm25"]
-    (path,) = export_results(bm25, root / "results")
+    (published,) = export_results(bm25, root / "results")
+    path = published.path
     doc = json.loads(path.read_text())
     doc["metrics"]["run"]["task"] = doc["manifest"]["task"]["name"] = "nq_5k_copy"
     path.write_text(json.dumps(doc))
@@ -94,9 +95,44 @@ def _column(browser, table_id: str, text: str) -> list[str]:
     return [td.get_attribute("data-sort") for td in cells]
 
 
+def _show_full_view(browser):
+    browser.find_element(By.ID, "view-toggle").click()
+    assert browser.find_element(By.ID, "table-nq_5k").is_displayed()
+
+
+def test_headline_view_first_fits_1280_px_and_the_toggle_shows_every_metric(browser, site, tmp_path):
+    browser.set_window_size(1280, 900)
+    try:
+        browser.get(site.index.as_uri())
+        headline, full = browser.find_element(By.ID, "headline-nq_5k"), browser.find_element(By.ID, "table-nq_5k")
+        assert headline.is_displayed() and not full.is_displayed()
+        headers = [th.text for th in headline.find_elements(By.CSS_SELECTOR, "thead th")]
+        assert headers == ["provider", "reader", "EM", "F1", "recall@5", "evidence ROUGE-L", "latency ms (p50)",
+                           "MB per 1K passages"]
+        # Readable without horizontal scrolling: neither the page nor the table's own wrapper scrolls sideways.
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= browser.execute_script(
+            "return document.documentElement.clientWidth")
+        wrap = headline.find_element(By.XPATH, "..")
+        assert browser.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth", wrap)
+        browser.save_screenshot(str(tmp_path / "headline-1280.png"))
+        assert (tmp_path / "headline-1280.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        toggle = browser.find_element(By.ID, "view-toggle")
+        toggle.click()
+        assert full.is_displayed() and not headline.is_displayed() and toggle.get_attribute("aria-pressed") == "true"
+        full_headers = [th.text for th in full.find_elements(By.CSS_SELECTOR, "thead th")]
+        assert {"answer_recall@20", "ndcg@10", "trained on corpus", "base model", "accelerator"} <= set(full_headers)
+        browser.save_screenshot(str(tmp_path / "full-1280.png"))
+        toggle.click()
+        assert headline.is_displayed() and not full.is_displayed()
+        assert _severe_errors(browser) == []
+    finally:
+        browser.set_window_size(1920, 1080)
+
+
 def test_sorting_a_column_reorders_the_rows(browser, site):
     browser.get(site.index.as_uri())
     assert browser.title == "rag-bench leaderboard"
+    _show_full_view(browser)
     table = "table-nq_5k"
     recall = _header(browser, table, "recall@5")
     recall.click()
@@ -132,7 +168,7 @@ def test_plots_load(browser, site):
 
 def test_a_row_link_opens_its_per_question_records(browser, site):
     browser.get(site.index.as_uri())
-    browser.find_element(By.CSS_SELECTOR, "#table-nq_5k a[href*='__bm25__']").click()
+    browser.find_element(By.CSS_SELECTOR, "#headline-nq_5k a[href*='__bm25__']").click()
     assert "/runs/nq_5k__bm25__" in browser.current_url
     assert browser.find_element(By.TAG_NAME, "h1").text == "bm25 on nq_5k/test, reader none"
     bm25 = next(e for e in site.entries if e.provider == "bm25" and e.task == "nq_5k")

@@ -51,6 +51,11 @@ def test_the_plugin_runs_and_reaches_the_leaderboard(installed, tmp_path):
     # Word overlap finds most gold passages in the top 20 of a 5,000-passage corpus.
     assert metrics["aggregate"]["recall@20"]["value"] > 0.5
     assert metrics["aggregate"]["footprint_mb_per_1k.index"]["value"] > 0
+    # Written against provide(questions, k): it still gives 20 texts; the reader would see the top 5.
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["reader_k"] == 5 and manifest["ks"] == [1, 5, 20]
+    assert "answer_recall@20" in metrics["aggregate"]
+    assert manifest["provider"]["metadata"]["trained_on_corpus"] is False
 
     site = tmp_path / "site"
     built = rag_bench(["leaderboard", "build", str(runs), "--out", str(site)], installed)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import html
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -133,6 +135,46 @@ def test_site_has_a_table_per_task_links_plots_and_commands(runs, tmp_path):
     assert page.count("<tr>") >= LIMIT
 
 
+def test_headline_view_has_the_six_figures_and_the_full_view_every_metric(runs, tmp_path):
+    site = build_site(collect_entries(runs), tmp_path / "site", plots=False)
+    index = site.index.read_text(encoding="utf-8")
+    start = index.index('id="headline-nq_5k"')
+    headline = index[start:index.index("</table>", start)]
+    headers = re.findall(r'<th scope="col">([^<]*)</th>', headline)
+    assert headers == ["provider", "reader", "EM", "F1", "recall@5", "evidence ROUGE-L", "latency ms (p50)", "MB per 1K passages"]
+    assert "answer_recall@20" not in headline and "top 5" in headline
+    full = index[index.index('id="table-nq_5k"'):]
+    for header in ("answer_recall@20", "trained on corpus", "base model", "accelerator", "reproduce with"):
+        assert f">{header}</th>" in full
+    assert 'id="view-toggle"' in index and 'class="view-headline"' in index and 'class="view-full"' in index
+
+
+def _with(entry, **aggregate):
+    clone = copy.deepcopy(entry)
+    clone.aggregate.update({name: {"value": value, "ci95": [value - 0.01, value + 0.01], "n": 40} for name, value in aggregate.items()})
+    return clone
+
+
+def test_controls_show_in_the_full_view_and_the_smallest_margin_beside_evidence_rouge(runs, tmp_path):
+    bm25 = next(e for e in collect_entries(runs) if e.provider == "bm25")
+    generator = _with(bm25, **{"control.zeroed_z.evidence_rougeL": 0.20, "delta.zeroed_z.evidence_rougeL": 0.25,
+                               "control.question_echo.evidence_rougeL": 0.16, "delta.question_echo.evidence_rougeL": 0.07})
+    generator.provider = "generator"
+    generator.manifest["provider"]["metadata"].update(trained_on_corpus=True, trained_splits=["train"], parameters_trained=99)
+    site = build_site([bm25, generator], tmp_path / "site", plots=False)
+    index = site.index.read_text(encoding="utf-8")
+    headline = index[index.index('id="headline-nq_5k"'):index.index('id="table-nq_5k"')]
+    assert headline.count('class="ctrl"') == 1  # only the row that has controls
+    assert "−ctrl +0.070" in headline and "[+0.060, +0.080]" in headline and "question_echo" in headline
+    assert headline.count('class="trained"') == 1 and "trained on this task&#x27;s corpus: yes (train)" in headline
+    full = index[index.index('id="table-nq_5k"'):]
+    for name in ("control.question_echo.evidence_rougeL", "delta.zeroed_z.evidence_rougeL"):
+        assert f">{name}</th>" in full
+    page = (site.root / "runs" / f"{generator.row_id}.html").read_text(encoding="utf-8")
+    assert "<dt>trained on the task&#x27;s corpus</dt><dd>yes (train)</dd>" in page
+    assert "<dt>reader depth (evidence texts read)</dt><dd>5</dd>" in page
+
+
 def test_tied_rows_are_marked(runs, tmp_path):
     """Two runs of the same provider with different settings that barely differ are marked as ties."""
     runs_dir = tmp_path / "runs"
@@ -166,11 +208,15 @@ def test_build_without_runs_says_what_to_do(tmp_path):
 def test_published_results_keep_scores_but_no_dataset_text(runs, tmp_path):
     results = tmp_path / "results"
     written = export_results(collect_entries(runs), results)
-    assert len(written) == 2
+    assert len(written) == 2 and all(not p.replaced for p in written)
     originals = {e.provider: e for e in collect_entries(runs)}
     texts = [r["question"] for r in originals["bm25"].records()] + [r["evidence"][0] for r in originals["bm25"].records()]
-    for path in written:
+    for path in (p.path for p in written):
         raw = path.read_text(encoding="utf-8")
+        doc = json.loads(raw)
+        # Scores and machine measurements are kept apart, as in a run folder.
+        assert "recall@5" in doc["metrics"]["aggregate"] and "latency_p50_ms" not in doc["metrics"]["aggregate"]
+        assert "latency_p50_ms" in doc["metrics"]["measurements"]
         assert not any(text in raw for text in texts)
         assert "workdir" not in raw
     republished = {e.provider: e for e in collect_entries(results)}
@@ -185,15 +231,58 @@ def test_published_results_keep_scores_but_no_dataset_text(runs, tmp_path):
     assert "not published" in page
 
 
-def test_publishing_again_replaces_the_rows_of_the_same_provider(runs, tmp_path):
+def test_variants_stand_side_by_side_and_the_same_settings_replace(runs, tmp_path):
     results = tmp_path / "results"
     export_results(collect_entries(runs), results)
     other = tmp_path / "runs"
     execute(RunConfig(provider="bm25", task="nq_5k", limit=LIMIT, reader="none", runs_dir=other, provider_params={"b": "0.5"}),
             argv=["rag-bench", "run", "--provider", "bm25", "--task", "nq_5k", "--limit", str(LIMIT), "-P", "b=0.5"])
-    export_results(collect_entries(other), results)
+    (published,) = export_results(collect_entries(other), results)
+    assert published.replaced == []  # other settings: a second row, not a replacement
     bm25 = [e for e in collect_entries(results) if e.provider == "bm25"]
-    assert len(bm25) == 1 and bm25[0].manifest["provider"]["settings"]["b"] == 0.5
+    assert sorted(e.manifest["provider"]["settings"]["b"] for e in bm25) == [0.4, 0.5]
+    site = build_site(collect_entries(results), tmp_path / "site", plots=False)
+    index = site.index.read_text(encoding="utf-8")
+    assert '<span class="variant">b=0.4</span>' in index and '<span class="variant">b=0.5</span>' in index
+
+    # The same settings again (here a new provider version): the old file goes, and publish says what it replaced.
+    doc = json.loads(published.path.read_text())
+    doc["manifest"]["provider"]["version"] = "0"
+    published.path.write_text(json.dumps(doc))
+    (again,) = export_results(collect_entries(other), results)
+    (replaced,) = again.replaced
+    assert replaced.path == published.path and "provider version: 0 -> 1" in replaced.describe()
+    assert len([e for e in collect_entries(results) if e.provider == "bm25"]) == 2
+
+
+def test_a_row_published_before_reader_depth_is_replaced_by_the_same_settings(runs, tmp_path):
+    results = tmp_path / "results"
+    (published,) = export_results([e for e in collect_entries(runs) if e.provider == "bm25"], results)
+    legacy = json.loads(published.path.read_text())
+    for key in ("reader_k",):
+        legacy["manifest"].pop(key)
+    legacy["manifest"]["provider"].pop("metadata")
+    old = published.path.with_name("nq_5k__bm25__test__none__000000000000.json")
+    old.write_text(json.dumps(legacy))
+    published.path.unlink()
+    site = build_site(collect_entries(results), tmp_path / "site", plots=False)  # an old-format row still builds
+    assert 'class="nometa"' in site.index.read_text(encoding="utf-8")
+    (again,) = export_results([e for e in collect_entries(runs) if e.provider == "bm25"], results)
+    assert [r.path for r in again.replaced] == [old] and not old.exists()
+    assert "--reader-k: – -> 5" in again.replaced[0].describe()
+
+
+def test_publish_says_what_it_replaced_and_where_it_writes_without_results(runs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["leaderboard", "publish", "--from-runs", str(runs), "--provider", "bm25"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    target = (tmp_path / "leaderboard" / "results").resolve()
+    assert f"publishing into {target}: this folder is not a rag-bench checkout" in first.output
+    second = CliRunner().invoke(cli, args)
+    assert second.exit_code == 0, second.output
+    assert f"rag-bench: publishing into {target}\n" in second.output
+    assert "  replaced " in second.output and "same settings and version" in second.output
 
 
 def test_verify_reruns_the_recorded_command_and_reports_ok(runs, tmp_path):

@@ -1,4 +1,4 @@
-"""A run killed with SIGKILL resumes to exactly the result of an uninterrupted run."""
+"""A run killed with SIGKILL resumes to exactly the result of an uninterrupted run: the same scores file, byte for byte."""
 
 import json
 import os
@@ -8,13 +8,6 @@ import sys
 import time
 
 from .plugin_dist import build_and_install, env_with, rag_bench
-
-# Figures that measure this process rather than the evidence: they legitimately differ between runs.
-MEASURED = ("latency", "prepare_s", "peak_rss_mb")
-
-
-def quality(metrics):
-    return {k: v for k, v in metrics["aggregate"].items() if not k.startswith(MEASURED)}
 
 
 def without_timings(path):
@@ -61,10 +54,12 @@ def test_sigkill_then_resume_equals_uninterrupted(nq_5k, tmp_path):
     assert clean_dir.name == run_dir.name  # the directory is named from the configuration
 
     assert without_timings(run_dir / "records.jsonl") == without_timings(clean_dir / "records.jsonl")
-    resumed_metrics = json.loads((run_dir / "metrics.json").read_text())
-    clean_metrics = json.loads((clean_dir / "metrics.json").read_text())
-    assert quality(resumed_metrics) == quality(clean_metrics)
-    assert resumed_metrics["per_question"] == clean_metrics["per_question"]
+    # The scores file is identical; what measures the machine (latency, prepare_s, peak memory) lives beside it.
+    assert (run_dir / "metrics.json").read_bytes() == (clean_dir / "metrics.json").read_bytes()
+    scores = json.loads((run_dir / "metrics.json").read_text())["aggregate"]
+    assert "recall@5" in scores and not any(k.startswith(("latency", "prepare_s", "peak_rss")) for k in scores)
+    measured = json.loads((run_dir / "measurements.json").read_text())["aggregate"]
+    assert {"latency_p50_ms", "prepare_s", "peak_rss_mb"} <= set(measured) and "recall@5" not in measured
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "complete"
 
 

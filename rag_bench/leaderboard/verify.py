@@ -34,8 +34,10 @@ class Check:
 def compare(published: Entry, rerun: Entry, tolerance: float, footprint_tolerance: float) -> Check:
     """Compare aggregates: absolute `tolerance` for scores, relative `footprint_tolerance` for storage."""
     if rerun.config_hash != published.config_hash:
+        why = ("the row was published before reader depth was recorded (the protocol changed): re-publish it"
+               if published.reader_k is None else "the task data, provider version or settings changed")
         return Check(published, False, f"configuration differs (published {published.config_hash}, re-run "
-                     f"{rerun.config_hash}): the task data, provider version or settings changed")
+                     f"{rerun.config_hash}): {why}")
     worst, failures, deviations = 0.0, [], {}
     for name, agg in sorted(published.aggregate.items()):
         if is_measurement(name):
