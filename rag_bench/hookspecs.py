@@ -23,7 +23,11 @@ def register_providers(register):
 
     Call ``register(name, provider_class)`` once per provider, where
     `provider_class` subclasses ``rag_bench.provider.EvidenceProvider``.
-    `name` is what users pass to ``rag-bench run --provider NAME``.
+    `name` is what users pass to ``rag-bench run --provider NAME``; the
+    class's `description` is what ``rag-bench plugins`` shows beside it.
+    The harness calls ``prepare``, ``metadata``, ``provide(questions, k)``
+    (with ``evidence_k=`` the reader depth where ``provide`` declares it),
+    ``footprint`` and ``close``; see ``EvidenceProvider`` and docs/PLUGINS.md.
     """
 
 
