@@ -9,7 +9,7 @@ from rag_bench.judging import Failure, Judge
 from rag_bench.metric import RunContext
 from rag_bench.plugins import warn
 from rag_bench_plugins.openai_reader.client import preflight
-from rag_bench_plugins.openai_reader.faults import api_failure, describe_error, failure_kind
+from rag_bench_plugins.openai_reader.faults import EndpointDown, api_failure, describe_error, failure_kind
 
 from .settings import JudgeParams, judge_fingerprint, judge_params
 
@@ -33,7 +33,8 @@ def call_failure(exc: BaseException) -> Failure | None:
     failed = api_failure(exc)
     if failed is None:
         return None
-    return Failure.from_exception(failure_kind(failed), exc, describe_error(failed))
+    reason = str(failed) if isinstance(failed, EndpointDown) else describe_error(failed)
+    return Failure.from_exception(failure_kind(failed), exc, reason)
 
 
 class EndpointJudge(Judge):
