@@ -26,6 +26,13 @@ def _ci(agg: dict) -> str:
     return f'<span class="ci">[{esc(fmt(ci[0]))}, {esc(fmt(ci[1]))}]</span>' if ci else ""
 
 
+def judged_note(agg: dict) -> str:
+    """For a judge metric: how many questions it was scored over and how many the judge could not score."""
+    if agg.get("unscored") is None:
+        return ""
+    return f' <span class="judged">n={esc(agg.get("n", ""))}, {esc(agg["unscored"])} unscored</span>'
+
+
 def _tie_note(comparison: Comparison, best: Entry) -> str:
     return (f"not significantly different from the best row ({best.provider}, {best.reader}): "
             f"paired bootstrap on {comparison.n} questions, mean difference {comparison.mean_diff:+.4f}, "
@@ -43,7 +50,7 @@ def _metric_cells(view: TaskView, metric: str, with_significance: bool) -> list[
         if agg is None:
             out.append(cell("–", "", "num"))
             continue
-        content = f'<span class="v">{esc(fmt(agg["value"], metric))}</span>{_ci(agg) if with_significance else ""}'
+        content = f'<span class="v">{esc(fmt(agg["value"], metric))}</span>{_ci(agg) if with_significance else ""}{judged_note(agg)}'
         cls, title = "num", ""
         if i == best and len(entries) > 1:
             cls += " best"
