@@ -73,8 +73,10 @@ def test_ragchecker_end_to_end(judge_server, questions, tmp_path):
         assert aggregate[f"ragchecker_{name}"]["n"] == LIMIT
 
     calls = judge_server.completions
-    execute(reader_config(judge_server, tmp_path, limit=LIMIT, judges=("ragchecker",)))
-    assert judge_server.completions == calls
+    again = execute(reader_config(judge_server, tmp_path, limit=LIMIT, judges=("ragchecker",), overwrite=True))
+    assert judge_server.completions == calls  # a fresh run: every reader and judge call comes from the cache
+    judged = [name for name in result.metrics["aggregate"] if name.startswith("ragchecker_")]
+    assert [again.metrics["aggregate"][n] for n in judged] == [result.metrics["aggregate"][n] for n in judged]
 
 
 def test_judges_follow_j_settings_and_fail_fast_on_a_bad_judge_model(judge_server, tmp_path):
