@@ -23,6 +23,8 @@ from typing import Any
 from .paths import cache_dir
 
 SUBDIR = "llm_calls"
+#: Header on replies served from the disk cache (set by the openai plugin's `CachingTransport`).
+CACHE_HEADER = "x-rag-bench-cache"
 
 
 def call_key(parts: dict[str, Any]) -> str:

@@ -8,9 +8,14 @@ from pathlib import Path
 
 import click
 
+from .diagnostics import failure_lines
 from .errors import RagBenchError
 from .params import parse_assignments, parse_ks
+from .run_dir import RunDir
 from .summary import metrics_table, table
+
+#: Exit status of a run that finished with failed questions or unscored judge metrics (without --allow-failures).
+EXIT_INCOMPLETE = 3
 
 
 class ErrorHandlingGroup(click.Group):
@@ -61,9 +66,19 @@ def default_reader() -> str:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
 @click.option("--overwrite", is_flag=True, help="Discard an earlier run of this configuration and start fresh.")
+@click.option("--max-consecutive-failures", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Stop the run (status failed, resumable) after this many failed reader or judge calls in a row; 0: never.")
+@click.option("--allow-failures", is_flag=True,
+              help=f"Exit 0 even when some questions failed or some judge scores are missing (else exit {EXIT_INCOMPLETE}).")
 def run(provider, task, split, limit, ks, reader_k, provider_params, reader, reader_params, reader_base_url, reader_model, reader_concurrency,
-        judges, judge_params, batch_size, seed, runs_dir, overwrite):
-    """Score PROVIDER on TASK; re-running the same command resumes where it stopped."""
+        judges, judge_params, batch_size, seed, runs_dir, overwrite, max_consecutive_failures, allow_failures):
+    """Score PROVIDER on TASK; re-running the same command resumes where it stopped.
+
+    Exit status: 0 when every question was answered and every judge score
+    computed; 3 when the run finished with failed questions or unscored judge
+    metrics (status complete_with_failures; --allow-failures makes it 0);
+    1 on an error, including an endpoint that failed too many calls in a row.
+    """
     from .runner import RunConfig, execute, split_reader_spec
 
     # Naming an endpoint or a model implies the openai reader.
@@ -89,6 +104,7 @@ def run(provider, task, split, limit, ks, reader_k, provider_params, reader, rea
         seed=seed,
         runs_dir=runs_dir,
         overwrite=overwrite,
+        max_consecutive_failures=max_consecutive_failures or None,
     )
     result = execute(cfg, argv=["rag-bench", *sys.argv[1:]])
     counts = result.metrics["counts"]
@@ -96,6 +112,12 @@ def run(provider, task, split, limit, ks, reader_k, provider_params, reader, rea
     click.echo(f"\n{provider} on {task}/{result.metrics['run']['split']} ({counts['questions']} questions, "
                f"{counts['failed']} failed; {result.computed} computed now; {depth}) -> {result.path}")
     click.echo(metrics_table(result.metrics))
+    for line in failure_lines(result.metrics, RunDir(result.path).error_log_path):
+        click.echo(line, err=True)
+    if result.manifest["status"] != "complete" and not allow_failures:
+        click.echo(f"rag-bench: status {result.manifest['status']}: exit {EXIT_INCOMPLETE} "
+                   "(re-run the same command to retry what is missing, or pass --allow-failures)", err=True)
+        sys.exit(EXIT_INCOMPLETE)
 
 
 def _description(kind_label: str, value) -> str:

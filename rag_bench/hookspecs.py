@@ -59,7 +59,10 @@ def register_metrics(register):
     instance. Every registered metric runs on every finished run unless it
     is opt-in (``metric.opt_in = True``), which users select with
     ``--judges NAME,...``. A metric that does not apply to a run (no reader
-    answers, no gold evidence) returns nothing for it.
+    answers, no gold evidence) returns nothing for it. An LLM judge
+    subclasses ``rag_bench.judging.Judge``: it returns a ``Judgement`` per
+    question that says which metrics it could not score and why (never a
+    zero), and the runner keeps judgements so a re-run resumes.
     """
 
 

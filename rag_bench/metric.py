@@ -30,18 +30,28 @@ class RunContext:
     #: The reader's manifest settings (judges reuse its endpoint) and the `-J` judge settings.
     reader_settings: dict[str, Any] = field(default_factory=dict)
     judge_settings: dict[str, str] = field(default_factory=dict)
+    #: Failed calls in a row after which a judge stops calling its endpoint (None: never).
+    max_consecutive_failures: int | None = None
 
 
 @dataclass
 class Aggregate:
-    """One aggregate figure: `value`, its 95% interval (None where one measurement has none) and `n`."""
+    """One aggregate figure: `value`, its 95% interval (None where one measurement has none) and `n`.
+
+    `unscored` (judge metrics only) counts the questions a judge was asked
+    for this metric but could not score; `n` counts those it scored.
+    """
 
     value: float
     ci95: tuple[float, float] | None
     n: int
+    unscored: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, "ci95": list(self.ci95) if self.ci95 else None, "n": self.n}
+        out = {"value": self.value, "ci95": list(self.ci95) if self.ci95 else None, "n": self.n}
+        if self.unscored is not None:
+            out["unscored"] = self.unscored
+        return out
 
 
 class Metric(ABC):

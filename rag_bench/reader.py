@@ -32,6 +32,15 @@ class Reader(ABC):
         """Settings recorded in the manifest; override to drop secrets."""
         return params_to_dict(self.params)
 
+    def limit_consecutive_failures(self, limit: int | None) -> None:
+        """After `limit` failed calls in a row, answer the rest as failed without calling (a dead endpoint).
+
+        The runner sets it from `--max-consecutive-failures` before the question
+        loop and stops the run when that many questions in a row have failed;
+        a reader with remote calls uses it so that queued calls do not each wait
+        through their timeouts and retries. The default ignores it.
+        """
+
     def preflight(self) -> None:
         """Fail fast, before the question loop, on a bad key, endpoint or model."""
 

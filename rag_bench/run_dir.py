@@ -1,4 +1,5 @@
-"""A run directory: manifest.json, records.jsonl (append-only, flushed per batch), metrics.json, measurements.json.
+"""A run directory: manifest.json, records.jsonl (append-only, flushed per batch), metrics.json, measurements.json,
+judgements.jsonl (the judges' per-question results, append-only) and errors.log (full failure details).
 
 Records are appended and fsync'd per batch. A run killed mid-write leaves at
 most one partial last line, which `read_records` trims. The latest record
@@ -14,7 +15,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .errors import RagBenchError
 from .jsonl import dumps, write_json_atomic
@@ -24,6 +25,8 @@ MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
 METRICS = "metrics.json"
 MEASUREMENTS = "measurements.json"
+JUDGEMENTS = "judgements.jsonl"
+ERROR_LOG = "errors.log"
 
 
 class RunDir:
@@ -48,6 +51,14 @@ class RunDir:
     def measurements_path(self) -> Path:
         return self.path / MEASUREMENTS
 
+    @property
+    def judgements_path(self) -> Path:
+        return self.path / JUDGEMENTS
+
+    @property
+    def error_log_path(self) -> Path:
+        return self.path / ERROR_LOG
+
     def exists(self) -> bool:
         return self.manifest_path.is_file()
 
@@ -67,33 +78,17 @@ class RunDir:
 
     def read_records(self) -> dict[str, dict[str, Any]]:
         """The latest record per question id; trims a partial last line left by a crash."""
-        latest: dict[str, dict[str, Any]] = {}
-        if not self.records_path.is_file():
-            return latest
-        with open(self.records_path, "rb") as fh:
-            data = fh.read()
-        end = data.rfind(b"\n") + 1
-        if end < len(data):  # the tail of a write that never finished
-            with open(self.records_path, "r+b") as fh:
-                fh.truncate(end)
-        for number, line in enumerate(data[:end].decode("utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                raise RagBenchError(
-                    f"{self.records_path}:{number}: corrupted record; rerun with --overwrite to start fresh"
-                ) from None
-            latest[record["qid"]] = record
-        return latest
+        return _read_latest(self.records_path, lambda row: row["qid"])
 
     def append_records(self, records: Iterable[dict[str, Any]]) -> None:
-        with open(self.records_path, "a", encoding="utf-8", newline="\n") as fh:
-            for record in records:
-                fh.write(dumps(record) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        _append(self.records_path, records)
+
+    def read_judgements(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """The latest judgement per (judge, question id)."""
+        return _read_latest(self.judgements_path, lambda row: (row["judge"], row["qid"]))
+
+    def append_judgements(self, rows: Iterable[dict[str, Any]]) -> None:
+        _append(self.judgements_path, rows)
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         """Measurements to measurements.json, then everything else to metrics.json (the run's finished mark)."""
@@ -120,3 +115,34 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise RagBenchError(f"{path}: unreadable JSON ({exc}); remove it or rerun the run that made it") from None
+
+
+def _read_latest(path: Path, key: Callable[[dict[str, Any]], Any]) -> dict[Any, dict[str, Any]]:
+    """The last row per `key` of an append-only JSONL file; trims a partial last line left by a crash."""
+    latest: dict[Any, dict[str, Any]] = {}
+    if not path.is_file():
+        return latest
+    with open(path, "rb") as fh:
+        data = fh.read()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):  # the tail of a write that never finished
+        with open(path, "r+b") as fh:
+            fh.truncate(end)
+    for number, line in enumerate(data[:end].decode("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise RagBenchError(f"{path}:{number}: corrupted record; rerun with --overwrite to start fresh") from None
+        latest[key(row)] = row
+    return latest
+
+
+def _append(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Append rows as JSON lines and fsync, so a crash loses at most the rows of this call."""
+    with open(path, "a", encoding="utf-8", newline="\n") as fh:
+        for row in rows:
+            fh.write(dumps(row) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())

@@ -10,12 +10,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from tqdm.auto import tqdm
 
 from .errors import RagBenchError
-from .evaluate import compute_metrics
+from .diagnostics import FailureLog
+from .evaluate import add_judgements, compute_metrics
+from .judging import Judge, Judgement, judge_questions
 from .jsonl import fingerprint, write_json_atomic
 from .locks import exclusive
 from .manifest import now, software
@@ -54,6 +56,8 @@ class RunConfig:
     seed: int = 0
     runs_dir: Path = Path("runs")
     overwrite: bool = False
+    #: Failed reader or judge calls in a row after which the run stops as `failed` (None or 0: never).
+    max_consecutive_failures: int | None = 10
 
 
 def split_reader_spec(spec: str) -> tuple[str, dict[str, str]]:
@@ -196,11 +200,11 @@ def make_record(question: Question, evidence: Any, answer: Any, provide_ms: floa
     }
 
 
-def sum_usage(records: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Reader token counts (and `cost_usd` where a price is set) summed over the run's records."""
+def sum_usage(usages: Iterable[dict[str, Any] | None]) -> dict[str, float]:
+    """Token counts (and `cost_usd` where a price is set) summed over usage dicts (a record's or a judgement's)."""
     total: dict[str, float] = {}
-    for record in records:
-        for key, value in (record.get("usage") or {}).items():
+    for usage in usages:
+        for key, value in (usage or {}).items():
             if isinstance(value, (int, float)):
                 total[key] = total.get(key, 0) + value
     return total
@@ -278,7 +282,9 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
         reader_answers=reader.answers,
         reader_settings=reader.settings(),
         judge_settings=dict(cfg.judge_params),
+        max_consecutive_failures=cfg.max_consecutive_failures,
     )
+    reader.limit_consecutive_failures(cfg.max_consecutive_failures)
     reader.preflight()
     for judge in cfg.judges:
         registry().metrics.get(judge).preflight(ctx)
@@ -298,6 +304,8 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
     done = run.read_records()
     todo = [q for q in questions if done.get(q.qid, {}).get("status") != "ok"]
     computed = 0
+    streak = 0  # reader failures in a row, in question order
+    log = FailureLog(run.error_log_path)
     try:
         with tqdm(total=len(questions), initial=len(questions) - len(todo), desc=f"{cfg.provider} on {task.name}/{split}", unit="q") as bar:
             for start in range(0, len(todo), cfg.batch_size):
@@ -315,17 +323,63 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
                     for q, ev, ans in zip(batch, provided, answers)
                 ]
                 run.append_records(records)
+                log.write_records(records)
                 computed += len(batch)
                 bar.update(len(batch))
+                streak = failure_streak(streak, records)
+                if cfg.max_consecutive_failures and streak >= cfg.max_consecutive_failures:
+                    raise RagBenchError(reader_down(cfg, reader, streak, records))
     except BaseException as exc:
-        manifest["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        manifest["error"] = f"{type(exc).__name__}: {exc}"
-        session["ended"] = now()
-        run.write_manifest(manifest)
-        provider.close()
-        reader.close()
+        _stopped(run, manifest, session, exc, provider, reader)
         raise
+    try:
+        result = _finish(cfg, plan, run, manifest, session, ctx, log)
+    except BaseException as exc:
+        _stopped(run, manifest, session, exc, provider, reader)
+        raise
+    _close(provider, reader)
+    return RunResult(run.path, result, manifest, computed)
 
+
+def failure_streak(streak: int, records: Sequence[dict[str, Any]]) -> int:
+    """Failed records in a row (in question order) after `records`, given the streak before them."""
+    for record in records:
+        streak = streak + 1 if record.get("status") == "failed" else 0
+    return streak
+
+
+def reader_down(cfg: RunConfig, reader: Reader, streak: int, records: Sequence[dict[str, Any]]) -> str:
+    """The error that stops a run whose reader failed `streak` questions in a row."""
+    where = reader.settings().get("base_url") or cfg.reader
+    last = next((r.get("reader_error") for r in reversed(records) if r.get("status") == "failed"), None)
+    return (f"the reader endpoint {where} failed {streak} questions in a row (last: {last}); check that it is up, "
+            "then run the same command again to resume (--max-consecutive-failures sets the limit)")
+
+
+def _close(provider: EvidenceProvider, reader: Reader) -> None:
+    """Close both, even when the first raises."""
+    try:
+        provider.close()
+    finally:
+        reader.close()
+
+
+def _stopped(run: RunDir, manifest: dict[str, Any], session: dict[str, Any], exc: BaseException,
+             provider: EvidenceProvider, reader: Reader) -> None:
+    """Record why the run stopped (`interrupted` or `failed`, with the error) and close provider and reader."""
+    manifest["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+    manifest["error"] = f"{type(exc).__name__}: {exc}"
+    session["ended"] = now()
+    try:
+        run.write_manifest(manifest)
+    finally:
+        _close(provider, reader)
+
+
+def _finish(cfg: RunConfig, plan: RunPlan, run: RunDir, manifest: dict[str, Any], session: dict[str, Any],
+            ctx: RunContext, log: FailureLog) -> dict[str, Any]:
+    """After the question loop: footprint, metrics, judges; writes metrics.json and the final manifest."""
+    provider, task, split, questions, ks, digest = plan.provider, plan.task, plan.split, plan.questions, plan.ks, plan.digest
     session["ended"] = now()
     session["peak_rss_bytes"] = peak_rss_bytes()
     footprint = {key: int(value) for key, value in provider.footprint().items()}
@@ -339,19 +393,36 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
         "num_passages": len(task.corpus),
         "first_session": first,
     }
-    metrics = compute_metrics(records, questions, ctx, cfg.judges)
+    metrics = compute_metrics(records, questions, ctx, cfg.judges)  # before any judge is paid for
+    judgements = run_judges(cfg, records, questions, ctx, run, log)
+    add_judgements(metrics, questions, judgements)
     metrics["run"] = {"config_hash": digest, "task": task.name, "split": split, "provider": cfg.provider, "reader": cfg.reader, "ks": list(ks)}
     manifest.pop("error", None)
     manifest["footprint_bytes"] = footprint
-    manifest["usage"] = sum_usage(records)
+    manifest["usage"] = sum_usage(r.get("usage") for r in records)
     manifest["judges"], manifest["judge_settings"] = list(cfg.judges), dict(cfg.judge_params)
-    manifest["status"] = "complete" if metrics["counts"]["failed"] == 0 else "complete_with_failures"
+    manifest["judge_usage"] = {name: sum_usage(j.usage for j in judged.values()) for name, judged in judgements.items()}
+    unscored = sum(info["unscored"] for info in metrics.get("judges", {}).values())
+    manifest["status"] = "complete" if metrics["counts"]["failed"] == 0 and unscored == 0 else "complete_with_failures"
     manifest["ended"] = now()
     run.write_metrics(metrics)
     run.write_manifest(manifest)
-    provider.close()
-    reader.close()
-    return RunResult(run.path, metrics, manifest, computed)
+    return metrics
+
+
+def run_judges(cfg: RunConfig, records: Sequence[dict[str, Any]], questions: Sequence[Question], ctx: RunContext,
+               run: RunDir, log: FailureLog) -> dict[str, dict[str, Judgement]]:
+    """Per judge (`rag_bench.judging.Judge`) named with --judges, the judgement of each answered question."""
+    ok = [(r, q) for r, q in zip(records, questions) if r.get("status") == "ok"]
+    judgements: dict[str, dict[str, Judgement]] = {}
+    if not ctx.reader_answers:  # nothing to judge (the preflight said so)
+        return judgements
+    with log.capture_libraries():
+        for name in cfg.judges:
+            judge = registry().metrics.get(name)
+            if isinstance(judge, Judge):
+                judgements[name] = judge_questions(name, judge, [r for r, _ in ok], [q for _, q in ok], ctx, run, log)
+    return judgements
 
 
 def _new_manifest(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) -> dict[str, Any]:

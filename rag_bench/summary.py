@@ -18,11 +18,13 @@ def _fmt(value: float) -> str:
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
+    """One row per aggregate: value, interval, n, and (judge metrics) the questions left unscored."""
     rows = []
     for name, agg in metrics["aggregate"].items():
         ci = agg.get("ci95")
-        rows.append([name, _fmt(agg["value"]), f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "-", agg["n"]])
-    return table(["metric", "value", "95% CI", "n"], rows)
+        rows.append([name, _fmt(agg["value"]), f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "-", agg["n"],
+                     agg.get("unscored", "")])
+    return table(["metric", "value", "95% CI", "n", "unscored"], rows)
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -31,14 +31,18 @@ Responder = Callable[[dict[str, Any]], str]
 class Fault:
     """An injected misbehaviour: answer `status` (None: answer normally) after `delay_s`.
 
-    It applies to requests whose prompt text contains `match` (any request
-    when None), for `times` requests (None: for ever).
+    It applies to requests whose prompt text contains `match` (or for which
+    `match(text)` is true; any request when None), for `times` requests (None: for ever), once `after` matching
+    requests have been answered normally. `drop` closes the connection
+    without an answer, as a server that went away.
     """
 
     status: int | None = None
     delay_s: float = 0.0
-    match: str | None = None
+    match: str | Callable[[str], bool] | None = None
     times: int | None = 1
+    after: int = 0
+    drop: bool = False
 
 
 def prompt_text(body: dict[str, Any]) -> str:
@@ -87,8 +91,10 @@ class ChatServer:
         assert self._port is not None, "server not started"
         return f"http://127.0.0.1:{self._port}/v1"
 
-    def add_fault(self, status: int | None = None, delay_s: float = 0.0, match: str | None = None, times: int | None = 1) -> Fault:
-        fault = Fault(status=status, delay_s=delay_s, match=match, times=times)
+    def add_fault(self, status: int | None = None, delay_s: float = 0.0, match: str | Callable[[str], bool] | None = None,
+                  times: int | None = 1,
+                  after: int = 0, drop: bool = False) -> Fault:
+        fault = Fault(status=status, delay_s=delay_s, match=match, times=times, after=after, drop=drop)
         with self._lock:
             self.faults.append(fault)
         return fault
@@ -137,7 +143,11 @@ class ChatServer:
     def _take_fault(self, text: str) -> Fault | None:
         with self._lock:
             for fault in self.faults:
-                if fault.times != 0 and (fault.match is None or fault.match in text):
+                matched = fault.match is None or (fault.match(text) if callable(fault.match) else fault.match in text)
+                if fault.times != 0 and matched:
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     if fault.times is not None:
                         fault.times -= 1
                     return fault
@@ -235,6 +245,9 @@ class _Handler(BaseHTTPRequestHandler):
         delay = owner.latency_s + (fault.delay_s if fault else 0.0)
         if delay:
             time.sleep(delay)
+        if fault is not None and fault.drop:
+            self.close_connection = True  # no answer: the client sees the server disconnect
+            return
         if fault is not None and fault.status is not None:
             # A short retry-after keeps clients' backoff (and so the tests) fast.
             self._error(fault.status, f"injected HTTP {fault.status}", "injected", {"retry-after-ms": "20"})

@@ -99,3 +99,32 @@ def test_failed_call_is_a_failed_record_and_is_retried_on_resume(server, tmp_pat
     assert server.completions == LIMIT + 2  # only the failed question was asked again
     assert resumed.metrics["counts"]["failed"] == 0 and resumed.manifest["status"] == "complete"
     assert _records(resumed)[victim.qid]["answer"] == "Paris"
+
+
+def test_a_reader_endpoint_that_goes_away_stops_the_run_and_a_rerun_resumes(server, tmp_path):
+    server.add_fault(drop=True, after=2, times=None)  # answers two questions, then drops every connection
+    cfg = dict(limit=6, batch_size=2, max_consecutive_failures=2, reader_params={"max_retries": "0"})
+    with pytest.raises(RagBenchError, match=rf"the reader endpoint {server.url} failed 2 questions in a row .*resume"):
+        execute(reader_config(server, tmp_path, **cfg))
+    (run,) = [p.parent for p in tmp_path.rglob("manifest.json")]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "failed 2 questions in a row" in manifest["error"]
+    statuses = [json.loads(line)["status"] for line in (run / "records.jsonl").read_text().splitlines()]
+    assert statuses == ["ok", "ok", "failed", "failed"]  # the last two batches were never asked
+    assert server.completions == 4 and not (run / "metrics.json").exists()
+    assert "connection error" in (run / "errors.log").read_text()
+
+    server.clear_faults()
+    resumed = execute(reader_config(server, tmp_path, **cfg))
+    assert resumed.computed == 4 and resumed.manifest["status"] == "complete"
+
+
+def test_a_timing_out_endpoint_fails_the_queued_calls_without_waiting(server, tmp_path):
+    server.add_fault(delay_s=3.0, after=1, times=None)  # one answer, then every call outlives its timeout
+    cfg = dict(limit=6, batch_size=6, max_consecutive_failures=2,
+               reader_params={"timeout_s": "0.3", "max_retries": "0", "concurrency": "1"})
+    with pytest.raises(RagBenchError, match="failed 5 questions in a row"):
+        execute(reader_config(server, tmp_path, **cfg))
+    assert server.completions == 3  # two timeouts open the breaker; the other three calls are never sent
+    records = [json.loads(line) for line in next(tmp_path.rglob("records.jsonl")).read_text().splitlines()]
+    assert [r["reader_info"].get("failure") for r in records] == [None, "timeout", "timeout", *["endpoint down"] * 3]

@@ -3,29 +3,46 @@
 `ragchecker.RAGChecker.evaluate` extracts claims (triplets) from the answer
 and the gold answer and checks them against each other and against every
 evidence text. Its LLM calls go through ``custom_llm_api_func`` to the judges'
-endpoint with the cached client (so LiteLLM never calls out). Per question,
-as fractions in [0, 1] (RAGChecker's own report multiplies the means by 100):
+endpoint with the cached client (temperature 0, the `-J seed`; LiteLLM never
+calls out). Each question is evaluated on its own (up to `concurrency`
+questions at once), so a failure stays with its question. Per question, as
+fractions in [0, 1] (RAGChecker's own report multiplies the means by 100):
 ``ragchecker_precision`` / ``_recall`` / ``_f1`` (overall), ``_claim_recall``,
 ``_context_precision`` (retriever), ``_context_utilization``,
 ``_noise_sensitivity_in_relevant`` / ``_in_irrelevant``, ``_hallucination``,
 ``_self_knowledge``, ``_faithfulness`` (generator). Questions without
 evidence get only the overall three; questions without an answer or gold
 answer get none.
+
+RAGChecker turns what it cannot read into zeros: no claims extracted gives
+precision and recall 0, and a checker reply without a label for every claim
+is padded with "Neutral". Here such a question is unscored instead: "no
+claims" (none extracted from the answer or the gold answer) or
+"unparseable verdict" (fewer labels than claims; not re-asked, since a
+temperature-0 re-ask gives the same reply). RAGChecker's progress bars and
+loguru messages are switched off.
 """
 
 from __future__ import annotations
 
+import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
-from rag_bench.errors import RagBenchError
+from rag_bench.judging import Failure, Judgement
 from rag_bench.metric import RunContext
 from rag_bench.types import Question
-from rag_bench_plugins.openai_reader.client import describe_error
 
 from .settings import JudgeParams, JudgeSession, judge_params
-from .shared import EndpointJudge, answered, start
+from .shared import EndpointJudge, call_failure, start
 
 PREFIX = "ragchecker_"
+OVERALL = ("precision", "recall", "f1")
+ALL = (*OVERALL, "claim_recall", "context_precision", "context_utilization", "noise_sensitivity_in_relevant",
+       "noise_sensitivity_in_irrelevant", "hallucination", "self_knowledge", "faithfulness")
+#: RAGChecker's joint-checking prompt (refchecker's JOINT_CHECKING_PROMPT_Q): the claims, then the label list asked for.
+_CLAIMS, _ASK = "### Claims:\n", "\n\n\nYour answer should always be only a list of labels"
+_LABEL = re.compile(r"\b(Entailment|Neutral|Contradiction)\b", re.IGNORECASE)
 
 
 def _result(record: dict[str, Any], question: Question, params: JudgeParams) -> Any:
@@ -38,35 +55,83 @@ def _result(record: dict[str, Any], question: Question, params: JudgeParams) -> 
                      response=record["answer"], retrieved_context=docs)
 
 
+def unparseable_verdict(prompt: str, reply: str) -> str | None:
+    """Why a joint-checking reply cannot be read (fewer labels than claims), or None (also for other prompts)."""
+    if _CLAIMS not in prompt or _ASK not in prompt:
+        return None
+    claims = [line for line in prompt.split(_CLAIMS, 1)[1].split(_ASK, 1)[0].splitlines() if line.strip()]
+    labels = _LABEL.findall(reply)
+    if len(labels) >= len(claims):
+        return None
+    return f"the checker gave {len(labels)} labels for {len(claims)} claims: {' '.join(reply.split())[:80]!r}"
+
+
+def _no_claims(result: Any) -> Failure | None:
+    for field, what in (("response_claims", "the answer"), ("gt_answer_claims", "the gold answer")):
+        if getattr(result, field) == []:
+            return Failure("no claims", f"no claims extracted from {what}")
+    return None
+
+
+def _quiet_ragchecker() -> None:
+    """No progress bar per batch of calls and no loguru lines from RAGChecker and refchecker."""
+    from loguru import logger
+    from refchecker.checker import llm_checker
+    from refchecker.extractor import llm_extractor
+
+    logger.disable("ragchecker")
+    logger.disable("refchecker")
+    for module in (llm_checker, llm_extractor):
+        module.tqdm = lambda iterable, *args, **kwargs: iterable
+
+
 class RagcheckerJudge(EndpointJudge):
     """RAGChecker judge metrics per question, through the judges' OpenAI-compatible endpoint."""
 
     description = "ragchecker_precision/recall/f1, claim_recall, context_precision, faithfulness, hallucination, noise_sensitivity (LLM judge)"
-    def score(self, records: Sequence[dict[str, Any]], questions: Sequence[Question], ctx: RunContext) -> list[dict[str, float]]:
-        out: list[dict[str, float]] = [{} for _ in records]
-        if not answered(ctx, "ragchecker"):
-            return out
+    metric_names = tuple(PREFIX + name for name in ALL)
+
+    def applicable(self, record: dict[str, Any], question: Question, ctx: RunContext) -> tuple[str, ...]:
+        if not record.get("answer") or not question.answers:
+            return ()
+        with_evidence = any(text.strip() for text in record.get("evidence") or [])
+        return tuple(PREFIX + name for name in (ALL if with_evidence else OVERALL))
+
+    def judge(self, records: Sequence[dict[str, Any]], questions: Sequence[Question], ctx: RunContext) -> list[Judgement]:
         params = judge_params(ctx)
         start(params)
-        import openai
+        _quiet_ragchecker()
+        with JudgeSession(params, ctx.max_consecutive_failures) as session:
+            with ThreadPoolExecutor(max_workers=params.concurrency, thread_name_prefix="ragchecker") as pool:
+                return list(pool.map(lambda pair: self._one(session, params, ctx, *pair), zip(records, questions)))
+
+    def _one(self, session: JudgeSession, params: JudgeParams, ctx: RunContext, record: dict[str, Any],
+             question: Question) -> Judgement:
         from ragchecker.container import RAGResults
         from ragchecker.evaluator import RAGChecker
         from ragchecker.metrics import all_metrics, overall_metrics
 
-        chosen = [i for i, (r, q) in enumerate(zip(records, questions)) if r.get("answer") and q.answers]
-        results = {i: _result(records[i], questions[i], params) for i in chosen}
-        with_evidence = RAGResults(results=[res for res in results.values() if res.retrieved_context])
-        without = RAGResults(results=[res for res in results.values() if not res.retrieved_context])
-        with JudgeSession(params) as session:
-            batch = max(32, 4 * params.concurrency)
-            checker = RAGChecker(extractor_name=params.model, checker_name=params.model, batch_size_extractor=batch,
-                                 batch_size_checker=batch, custom_llm_api_func=session.complete_many)
-            try:
-                for group, metrics in ((with_evidence, all_metrics), (without, overall_metrics)):
-                    if group.results:
-                        checker.evaluate(group, metrics=metrics)
-            except openai.APIError as exc:
-                raise RagBenchError(f"ragchecker: a judge call failed after retries ({describe_error(exc)}); rerun to resume from the cache") from None
-        for i, result in results.items():
-            out[i] = {PREFIX + name: float(value) for name, value in result.metrics.items()}
-        return out
+        judgement, unreadable = Judgement(), []
+        names = self.applicable(record, question, ctx)
+
+        def ask(prompts: Sequence[str]) -> list[str]:
+            replies = session.complete_many(prompts, judgement.usage)
+            unreadable.extend(filter(None, (unparseable_verdict(p, r) for p, r in zip(prompts, replies))))
+            return replies
+
+        result = _result(record, question, params)
+        checker = RAGChecker(extractor_name=params.model, checker_name=params.model, custom_llm_api_func=ask)
+        error: Exception | None = None
+        try:
+            checker.evaluate(RAGResults(results=[result]), metrics=all_metrics if result.retrieved_context else overall_metrics)
+        except Exception as exc:  # recorded with its question; the others go on
+            error = exc
+        failure = _no_claims(result)
+        if failure is None and error is not None:
+            failure = call_failure(error) or Failure.from_exception(f"error ({type(error).__name__})", error)
+        if failure is None and unreadable:
+            failure = Failure("unparseable verdict", unreadable[0])
+        if failure is not None:
+            return judgement.fail(names, failure)
+        judgement.values = {PREFIX + name: float(value) for name, value in result.metrics.items()}
+        return judgement

@@ -1,14 +1,17 @@
-"""What both judges do before scoring: quiet the libraries, check there is something to judge, preflight."""
+"""What both judges share: quiet libraries, the preflight, settings, and turning a failed job into a `Failure`."""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from rag_bench.metric import Metric, RunContext
+from rag_bench.judging import Failure, Judge
+from rag_bench.metric import RunContext
 from rag_bench.plugins import warn
 from rag_bench_plugins.openai_reader.client import preflight
+from rag_bench_plugins.openai_reader.faults import EndpointDown, api_failure, describe_error, failure_kind
 
-from .settings import JudgeParams, judge_params
+from .settings import JudgeParams, judge_fingerprint, judge_params
 
 #: Set before ragas / litellm are imported: no telemetry, no network at import.
 QUIET_ENV = {"RAGAS_DO_NOT_TRACK": "true", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
@@ -19,24 +22,29 @@ def quiet_libraries() -> None:
         os.environ.setdefault(key, value)
 
 
-def answered(ctx: RunContext, judge: str) -> bool:
-    """False (with a warning) when the run's reader produced no answers to judge."""
-    if not ctx.reader_answers:
-        warn(f"{judge}: the reader {ctx.reader!r} gives no answers, so there is nothing to judge; pass --reader openai:MODEL")
-    return ctx.reader_answers
-
-
 def start(params: JudgeParams) -> None:
     """Fail fast on a bad judge endpoint, key or model, before any judge call."""
     quiet_libraries()
     preflight(params.endpoint(), "judge", "-J", check_model=params.check_model)
 
 
-class EndpointJudge(Metric):
+def call_failure(exc: BaseException) -> Failure | None:
+    """The failure of a judge job that a failed call (timeout, HTTP error, endpoint down) explains, else None."""
+    failed = api_failure(exc)
+    if failed is None:
+        return None
+    reason = str(failed) if isinstance(failed, EndpointDown) else describe_error(failed)
+    return Failure.from_exception(failure_kind(failed), exc, reason)
+
+
+class EndpointJudge(Judge):
     """An opt-in LLM judge on an OpenAI-compatible endpoint, checked before the question loop."""
 
-    opt_in = True
-
     def preflight(self, ctx: RunContext) -> None:
-        if ctx.reader_answers:
-            start(judge_params(ctx))
+        if not ctx.reader_answers:
+            warn(f"the reader {ctx.reader!r} gives no answers, so the judges have nothing to judge; pass --reader openai:MODEL")
+            return
+        start(judge_params(ctx))
+
+    def settings(self, ctx: RunContext) -> dict[str, Any]:
+        return judge_fingerprint(judge_params(ctx))

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from rag_bench.errors import RagBenchError
+
+from .faults import describe_error
 
 if TYPE_CHECKING:
     import openai
@@ -26,8 +28,6 @@ OPENAI_URL = "https://api.openai.com/v1"
 BASE_URL_ENV = "OPENAI_BASE_URL"
 #: Sent as the key to servers that need none (vLLM, Ollama, llama.cpp without --api-key).
 NO_KEY = "no-key"
-#: Header on replies served from the disk cache (set by `transport.CachingTransport`).
-CACHE_HEADER = "x-rag-bench-cache"
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,8 @@ class EndpointParams:
     read from the environment variable named by `api_key_env`, never from a
     setting. `concurrency` bounds the calls in flight; `max_retries` and
     `timeout_s` drive the client's backoff on 429/5xx/timeouts; `cache` the
-    disk cache of calls; `check_model` the preflight's model check.
+    disk cache of calls; `check_model` the preflight's model check. Prices
+    (USD per 1M prompt / completion tokens) turn token usage into `cost_usd`.
     """
 
     model: str = "gpt-4o-mini"
@@ -85,6 +86,8 @@ class EndpointParams:
     max_retries: int = 4
     cache: bool = True
     check_model: bool = True
+    price_input_per_1m: float | None = None
+    price_output_per_1m: float | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -97,8 +100,25 @@ class EndpointParams:
                                 max_retries=self.max_retries, cache=self.cache)
 
 
-def async_client(endpoint: Endpoint, concurrency: int = 16) -> "openai.AsyncOpenAI":
-    """An `AsyncOpenAI` for `endpoint`, with the disk cache in its transport when enabled."""
+    def priced(self, usage: dict[str, Any]) -> dict[str, Any]:
+        """A completion's token counts, plus `cost_usd` when a price is set."""
+        out = {key: usage[key] for key in ("prompt_tokens", "completion_tokens", "total_tokens")
+               if isinstance(usage.get(key), (int, float))}
+        if out and (self.price_input_per_1m is not None or self.price_output_per_1m is not None):
+            out["cost_usd"] = (out.get("prompt_tokens", 0) * (self.price_input_per_1m or 0.0)
+                               + out.get("completion_tokens", 0) * (self.price_output_per_1m or 0.0)) / 1e6
+        return out
+
+
+def async_client(endpoint: Endpoint, concurrency: int = 16,
+                 on_usage: Callable[[dict[str, Any]], None] | None = None) -> "openai.AsyncOpenAI":
+    """An `AsyncOpenAI` for `endpoint`, with the disk cache in its transport when enabled.
+
+    `on_usage` is called with the `usage` of every successful completion
+    (cached ones included), in the task that made the call.
+    """
+    import json
+
     import httpx
     import openai
 
@@ -110,7 +130,20 @@ def async_client(endpoint: Endpoint, concurrency: int = 16) -> "openai.AsyncOpen
     transport: httpx.AsyncBaseTransport = httpx.AsyncHTTPTransport(limits=limits)
     if endpoint.cache:
         transport = CachingTransport(transport, CallCache())
-    http = openai.DefaultAsyncHttpxClient(transport=transport, timeout=endpoint.timeout_s)
+    hooks: dict[str, list[Any]] = {}
+    if on_usage is not None:
+        async def report_usage(response: httpx.Response) -> None:
+            if response.request.method == "POST" and response.status_code == 200:
+                await response.aread()
+                try:
+                    usage = json.loads(response.content).get("usage")
+                except (ValueError, AttributeError):
+                    return
+                if isinstance(usage, dict):
+                    on_usage(usage)
+
+        hooks["response"] = [report_usage]
+    http = openai.DefaultAsyncHttpxClient(transport=transport, timeout=endpoint.timeout_s, event_hooks=hooks)
     return openai.AsyncOpenAI(
         base_url=endpoint.base_url,
         api_key=endpoint.api_key(),
@@ -118,13 +151,6 @@ def async_client(endpoint: Endpoint, concurrency: int = 16) -> "openai.AsyncOpen
         max_retries=endpoint.max_retries,
         http_client=http,
     )
-
-
-def describe_error(exc: Exception) -> str:
-    """One line for a failed call: the error class, HTTP status when there was one, the message."""
-    status = getattr(exc, "status_code", None)
-    message = " ".join(str(getattr(exc, "message", None) or exc).split())[:300]
-    return f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "") + f": {message}"
 
 
 def preflight(endpoint: Endpoint, who: str, flag: str, check_model: bool = True) -> None:

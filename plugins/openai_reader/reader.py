@@ -12,21 +12,19 @@ from rag_bench.prompting import clean_answer, load_template
 from rag_bench.reader import Reader
 from rag_bench.types import Question, ReaderAnswer
 
-from .client import CACHE_HEADER, EndpointParams, async_client, describe_error, preflight
+from rag_bench.call_cache import CACHE_HEADER
+
+from .client import EndpointParams, async_client, preflight
+from .faults import CircuitBreaker, EndpointDown, describe_error, failure_kind
 
 
 @dataclass(frozen=True)
 class OpenAIReaderParams(EndpointParams):
-    """Settings of the `openai` reader (`-R key=value`): the endpoint's, plus generation.
-
-    Prices (USD per 1M tokens) turn token usage into `cost_usd`.
-    """
+    """Settings of the `openai` reader (`-R key=value`): the endpoint's, plus generation."""
 
     temperature: float = 0.0
     max_tokens: int = 32
     prompt_file: str | None = None
-    price_input_per_1m: float | None = None
-    price_output_per_1m: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -50,9 +48,13 @@ class OpenAIReader(Reader):
         self.endpoint = p.endpoint()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: Any = None  # openai.AsyncOpenAI, made on the first read
+        self.breaker = CircuitBreaker(f"reader endpoint {self.endpoint.base_url}", None)
 
     def settings(self) -> dict[str, Any]:
         return {**params_to_dict(self.params), **self.endpoint.settings(), **self.template.manifest()}
+
+    def limit_consecutive_failures(self, limit: int | None) -> None:
+        self.breaker.limit = limit
 
     def preflight(self) -> None:
         preflight(self.endpoint, "reader", "-R", check_model=self.params.check_model)
@@ -76,13 +78,18 @@ class OpenAIReader(Reader):
         async with gate:
             start = time.perf_counter()
             try:
+                self.breaker.check()
                 raw = await self._client.chat.completions.with_raw_response.create(
                     model=p.model, messages=messages, temperature=p.temperature, max_tokens=p.max_tokens
                 )
                 completion = raw.parse()
-            except openai.APIError as exc:  # still failing after the client's retries
+            except (openai.APIError, EndpointDown) as exc:  # still failing after the client's retries, or not sent
+                if not isinstance(exc, EndpointDown):
+                    self.breaker.failure(exc)
                 latency = (time.perf_counter() - start) * 1000
-                return ReaderAnswer(answer=None, error=describe_error(exc), info={"latency_ms": latency})
+                return ReaderAnswer(answer=None, error=describe_error(exc),
+                                    info={"latency_ms": latency, "failure": failure_kind(exc)})
+            self.breaker.success()
             latency = (time.perf_counter() - start) * 1000
         choice = completion.choices[0] if completion.choices else None
         text = choice.message.content if choice is not None else None
@@ -93,16 +100,7 @@ class OpenAIReader(Reader):
         return ReaderAnswer(answer=clean_answer(text), usage=self._usage(completion), info=info)
 
     def _usage(self, completion: Any) -> dict[str, Any]:
-        u = completion.usage
-        if u is None:
-            return {}
-        usage: dict[str, Any] = {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-                                 "total_tokens": u.total_tokens}
-        p = self.params
-        if p.price_input_per_1m is not None or p.price_output_per_1m is not None:
-            usage["cost_usd"] = (u.prompt_tokens * (p.price_input_per_1m or 0.0)
-                                 + u.completion_tokens * (p.price_output_per_1m or 0.0)) / 1e6
-        return usage
+        return self.params.priced(completion.usage.model_dump()) if completion.usage is not None else {}
 
     def close(self) -> None:
         if self._loop is None:

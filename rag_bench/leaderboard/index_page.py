@@ -34,6 +34,13 @@ def _ci(agg: dict, signed: bool = False) -> str:
     return f'<span class="ci">[{esc(fmt(ci[0], signed=signed))}, {esc(fmt(ci[1], signed=signed))}]</span>' if ci else ""
 
 
+def judged_note(agg: dict) -> str:
+    """For a judge metric: how many questions it was scored over and how many the judge could not score."""
+    if agg.get("unscored") is None:
+        return ""
+    return f' <span class="judged">n={esc(agg.get("n", ""))}, {esc(agg["unscored"])} unscored</span>'
+
+
 def _name(entry: Entry, view: TaskView) -> str:
     label = view.labels.get(entry.row_id, "")
     return f"{entry.provider} ({label})" if label else entry.provider
@@ -56,7 +63,7 @@ def _metric_cells(view: TaskView, metric: str, with_significance: bool) -> list[
         if agg is None:
             out.append(cell("–", "", "num"))
             continue
-        content = f'<span class="v">{esc(fmt(agg["value"], metric))}</span>{_ci(agg) if with_significance else ""}'
+        content = f'<span class="v">{esc(fmt(agg["value"], metric))}</span>{_ci(agg) if with_significance else ""}{judged_note(agg)}'
         cls, title = "num", ""
         if i == best and len(entries) > 1:
             cls += " best"

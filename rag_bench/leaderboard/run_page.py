@@ -43,8 +43,9 @@ def _aggregates(entry: Entry) -> str:
         ci = agg.get("ci95")
         rows.append("<tr>" + cell(esc(name), name) + cell(esc(fmt(agg["value"], name)), agg["value"], "num")
                     + cell(esc(f"[{fmt(ci[0], name)}, {fmt(ci[1], name)}]") if ci else "–", ci[0] if ci else "", "num")
-                    + cell(esc(agg.get("n", "")), agg.get("n"), "num") + "</tr>")
-    return table(["metric", "value", "95% CI", "n"], rows, tid="aggregates")
+                    + cell(esc(agg.get("n", "")), agg.get("n"), "num")
+                    + cell(esc(agg.get("unscored", "")), agg.get("unscored", ""), "num") + "</tr>")
+    return table(["metric", "value", "95% CI", "n", "unscored"], rows, tid="aggregates")
 
 
 def _evidence(record: dict[str, Any]) -> str:
