@@ -9,13 +9,12 @@ from pathlib import Path
 import click
 
 from .diagnostics import failure_lines
-from .errors import RagBenchError
+from .errors import EXIT_INCOMPLETE, RagBenchError
 from .params import parse_assignments, parse_ks
 from .run_dir import RunDir
 from .summary import metrics_table, table
 
 #: Exit status of a run that finished with failed questions or unscored judge metrics (without --allow-failures).
-EXIT_INCOMPLETE = 3
 
 
 class ErrorHandlingGroup(click.Group):
