@@ -160,7 +160,7 @@ def bench_latency(model, args, batch_size: int) -> dict:
             sync(args)
             t1 = time.perf_counter()
             q_ids, q_mask = ids.repeat_interleave(args.k, 0), mask.repeat_interleave(args.k, 0)
-            generate_ids(model, q_ids, q_mask, routed.positions, args.new_tokens, eos=None)
+            generate_ids(model, q_ids, q_mask, model.z[routed.positions.reshape(-1).to(model.z.device)], args.new_tokens, eos=None)
         sync(args)
         t2 = time.perf_counter()
         if rep >= args.warmup:

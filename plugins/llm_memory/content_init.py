@@ -1,4 +1,18 @@
-"""z_i from the passage's content: pooled token embeddings, one pool per memory slot, mapped to z_dim."""
+"""z_i from the passage's content, not noise, in one of two layouts (`z_layout`).
+
+- ``pooled``: the passage's first 256 tokens cut into m_tokens consecutive
+  chunks, the input embeddings of each chunk mean-pooled.
+- ``key+tokens``: slot 0 holds the passage's pooled hidden state (for a BERT
+  base, the bidirectional encoder's mean-pooled last layer: the sentence
+  embedding the checkpoint was trained to produce; for a decoder, its own
+  mean-pooled last layer), which the routing key is derived from; slots
+  1..m-1 hold the input embeddings of the passage's first m-1 tokens, the
+  same tokens the evidence target starts with.
+
+Every vector is rescaled to the mean norm of the token embeddings, then
+mapped to z_dim by a fixed basis D (hidden -> z_dim); the projection starts
+as Dᵀ, so proj(z_i) starts as the content itself.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +20,96 @@ from typing import Sequence
 
 import torch
 
+from rag_bench.types import Passage
+
 CONTENT_TOKENS = 256
+STATE_BATCH = 32
 
 
-def pooled_embeddings(model, tokenizer, texts: Sequence[str], batch: int = 256) -> torch.Tensor:
-    """(N, m_tokens, hidden): the passage's tokens cut into m_tokens consecutive chunks, each mean-pooled.
+def passage_text(passage: Passage) -> str:
+    return f"{passage.title}\n{passage.text}" if passage.title else passage.text
 
-    Each pooled vector is rescaled to the mean norm of the token embeddings it
-    averages, so that proj(z_i) starts at the scale the LM expects.
-    """
+
+def opening_ids(tokenizer, passages: Sequence[Passage], count: int) -> list[list[int]]:
+    """The first `count` token ids of each passage's text, tokenised exactly as an evidence target starts."""
+    rows = tokenizer([" " + p.text for p in passages], add_special_tokens=False, truncation=True, max_length=count)["input_ids"]
+    return [row or [tokenizer.eos_token_id] for row in rows]
+
+
+def token_table(model) -> torch.Tensor:
+    return model.lm.get_input_embeddings().weight.detach().float()
+
+
+def rescale(vectors: torch.Tensor, norm: torch.Tensor | float) -> torch.Tensor:
+    return vectors * (norm / vectors.norm(dim=-1, keepdim=True).clamp(min=1e-6))
+
+
+def pooled_chunks(model, tokenizer, texts: Sequence[str]) -> torch.Tensor:
+    """(N, m_tokens, hidden): each passage's tokens cut into m_tokens chunks, each chunk mean-pooled and rescaled to
+    the mean norm of the token embeddings it averages."""
     m = model.m_tokens
-    table = model.lm.get_input_embeddings().weight.detach().float()
+    table = token_table(model)
+    encoded = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=CONTENT_TOKENS)["input_ids"]
     out = []
-    for start in range(0, len(texts), batch):
-        encoded = tokenizer(list(texts[start : start + batch]), add_special_tokens=False, truncation=True,
-                            max_length=CONTENT_TOKENS)["input_ids"]
-        for ids in encoded:
-            ids = ids or [tokenizer.eos_token_id]
-            vectors = table[torch.tensor(ids, device=table.device)]
-            chunks = [vectors[i * len(ids) // m : max((i + 1) * len(ids) // m, i * len(ids) // m + 1)] for i in range(m)]
-            pooled = []
-            for chunk in chunks:
-                mean = chunk.mean(0)
-                pooled.append(mean * chunk.norm(dim=-1).mean() / mean.norm().clamp(min=1e-6))
-            out.append(torch.stack(pooled))
+    for ids in encoded:
+        ids = ids or [tokenizer.eos_token_id]
+        vectors = table[torch.tensor(ids, device=table.device)]
+        chunks = [vectors[i * len(ids) // m : max((i + 1) * len(ids) // m, i * len(ids) // m + 1)] for i in range(m)]
+        out.append(torch.stack([rescale(c.mean(0), c.norm(dim=-1).mean()) for c in chunks]))
     return torch.stack(out)
+
+
+def _encoder_for_states(model):
+    """The network whose mean-pooled last layer is a passage's state: BERT's own bidirectional encoder (loaded from
+    the same checkpoint), else the base's causal body."""
+    from .base import base_path, family
+
+    params = model.params
+    if family(model.lm) == "bert" and not params.is_tiny:
+        from transformers import AutoModel
+
+        return AutoModel.from_pretrained(base_path(params)).to(model.z.device).eval()
+    return model.body
+
+
+@torch.no_grad()
+def passage_states(model, tokenizer, texts: Sequence[str]) -> torch.Tensor:
+    """(N, hidden): the mean-pooled last hidden state of each passage (first 256 tokens), in length-sorted batches."""
+    encoder = _encoder_for_states(model)
+    encoded = tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=CONTENT_TOKENS)["input_ids"]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    device = model.z.device
+    out = torch.empty(len(encoded), token_table(model).shape[1])
+    embed = model.lm.get_input_embeddings()
+    for start in range(0, len(order), STATE_BATCH):
+        rows = [encoded[i] for i in order[start : start + STATE_BATCH]]
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in rows], device=device)
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
+        if encoder is model.body:
+            hidden = encoder(inputs_embeds=embed(ids), attention_mask=mask).last_hidden_state
+        else:
+            hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+        out[torch.tensor(order[start : start + STATE_BATCH])] = pooled.float().cpu()
+    return out.to(device)
+
+
+def content_vectors(model, tokenizer, passages: Sequence[Passage]) -> torch.Tensor:
+    """(N, m_tokens, hidden): what each z_i holds before the map to z_dim, in the model's layout."""
+    if model.params.z_layout == "pooled":
+        return pooled_chunks(model, tokenizer, [passage_text(p) for p in passages])
+    table = token_table(model)
+    norm = table.norm(dim=-1).mean()
+    key = rescale(passage_states(model, tokenizer, [passage_text(p) for p in passages]), norm)
+    slots = model.m_tokens - 1
+    ids = opening_ids(tokenizer, passages, slots)
+    tokens = torch.zeros(len(passages), slots, table.shape[1], device=table.device)
+    for row, seq in enumerate(ids):
+        tokens[row, : len(seq)] = table[torch.tensor(seq, device=table.device)]
+        tokens[row, len(seq):] = table[tokenizer.pad_token_id]
+    return torch.cat([key[:, None], tokens], 1)
 
 
 def orthonormal(rows: int, cols: int, seed: int) -> torch.Tensor:
@@ -40,31 +119,42 @@ def orthonormal(rows: int, cols: int, seed: int) -> torch.Tensor:
     return q if rows >= cols else q.T
 
 
-@torch.no_grad()
-def init_memory(model, tokenizer, texts: Sequence[str], seed: int) -> None:
-    """Z and the projection start as a fixed orthonormal map and its transpose: proj(z_i) ≈ pooled content.
+def content_basis(content: torch.Tensor, z_dim: int, seed: int) -> torch.Tensor:
+    """D (hidden, z_dim): the top principal directions (uncentred) of the content vectors when z_dim < hidden, so
+    the map keeps what varies most (tokens stay identifiable, keys keep their neighbours); a fixed orthonormal map
+    otherwise. Each layout's slot kinds are weighed equally."""
+    hidden = content.shape[-1]
+    if z_dim >= hidden:
+        return orthonormal(hidden, z_dim, seed)
+    groups = [content[:, 0], content[:, 1:].reshape(-1, hidden)] if content.shape[1] > 1 else [content[:, 0]]
+    cov = sum(g.T.double() @ g.double() / len(g) for g in groups)
+    _, vectors = torch.linalg.eigh(cov)
+    return vectors[:, -z_dim:].flip(-1).float()
 
-    The routing heads start aligned the same way (route_key(z) ≈ R·pooled
-    content, route_query(h) = R·h), so that a query whose hidden states
-    resemble a passage's token embeddings scores that passage high from the
-    first step.
+
+@torch.no_grad()
+def init_memory(model, tokenizer, passages: Sequence[Passage], seed: int) -> None:
+    """Z = content · D and proj = Dᵀ, so proj(z_i) ≈ the content; routing heads that compare in the same basis.
+
+    The query head starts as Q·Dᵀ and the key head as Q (Q: route_dim x z_dim with
+    orthonormal columns), so the score of a query against z_i starts as the cosine of
+    the query's hidden state and z_i's key content, both seen through D.
     """
-    pooled = pooled_embeddings(model, tokenizer, texts)
-    hidden, z_dim = pooled.shape[-1], model.z.shape[-1]
-    down = orthonormal(hidden, z_dim, seed).to(pooled.device)
-    rotate = orthonormal(model.route_query.weight.shape[0], hidden, seed + 1).to(pooled.device)
-    model.z.data.copy_(pooled @ down)
+    content = content_vectors(model, tokenizer, passages).to(model.z.device)
+    down = content_basis(content, model.z.shape[-1], seed).to(content.device)
+    rotate = orthonormal(model.route_key.weight.shape[0], model.z.shape[-1], seed + 1).to(content.device)
+    model.z.data.copy_(content @ down)
     model.proj.weight.data.copy_(down)
     model.proj.bias.data.zero_()
-    model.route_query.weight.data.copy_(rotate)
+    model.route_query.weight.data.copy_(rotate @ down.T)
     model.route_query.bias.data.zero_()
-    model.route_key.weight.data.copy_(rotate @ down)
+    model.route_key.weight.data.copy_(rotate)
     model.route_key.bias.data.zero_()
 
 
 @torch.no_grad()
-def content_z(model, tokenizer, texts: Sequence[str]) -> torch.Tensor:
-    """z for new passages under a trained projection: the least-squares z with proj(z) ≈ pooled content."""
-    pooled = pooled_embeddings(model, tokenizer, texts)
+def content_z(model, tokenizer, passages: Sequence[Passage]) -> torch.Tensor:
+    """z for new passages under a trained projection: the least-squares z with proj(z) ≈ their content."""
+    content = content_vectors(model, tokenizer, passages).to(model.z.device)
     weight = model.proj.weight.detach().float()
-    return (pooled - model.proj.bias.detach().float()) @ torch.linalg.pinv(weight.T)
+    return (content - model.proj.bias.detach().float()) @ torch.linalg.pinv(weight.T)

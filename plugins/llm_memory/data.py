@@ -13,6 +13,8 @@ from rag_bench.types import Passage, Question
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 SPAN_WORDS = (6, 14)
+#: Words of a passage's opening (about max_evidence_tokens WordPiece tokens) that spans avoid under target=opening.
+OPENING_WORDS = 30
 
 
 @dataclass(frozen=True)
@@ -34,28 +36,43 @@ def query_text(query: str) -> str:
     return f"question: {query.strip()}\nevidence:"
 
 
-def pseudo_queries(passage: Passage, n: int, rng: random.Random) -> list[tuple[str, str, str]]:
-    """Up to `n` (query, evidence, kind) indexing examples: the title, the leading sentence, then word spans.
+def pseudo_queries(passage: Passage, n: int, rng: random.Random, target: str = "opening") -> list[tuple[str, str, str]]:
+    """Up to `n` (query, evidence, kind) indexing examples of one passage.
 
-    Title and leading sentence map to the passage's opening; a span maps to
-    the passage from the sentence that holds it onwards.
+    ``target=opening`` (the default): the title, then word spans drawn from past
+    the passage's opening where it is long enough, each mapped to the passage's
+    opening: a target the query does not contain, so only z_i can supply it.
+    ``target=sentence`` (the earlier objective): title and leading sentence map to
+    the opening, a span to the passage from the sentence holding it onwards, so
+    the target starts with the query's own words.
     """
     sents = sentences(passage.text) or [passage.text]
     lead = passage.text
     out: list[tuple[str, str, str]] = []
     if passage.title:
         out.append((passage.title, lead, "title"))
-    out.append((" ".join(sents[0].split()[: SPAN_WORDS[1] + 6]), lead, "lead"))
+    if target == "sentence":
+        out.append((" ".join(sents[0].split()[: SPAN_WORDS[1] + 6]), lead, "lead"))
+    words = passage.text.split()
     while len(out) < n:
+        if target == "opening":
+            begin_at = OPENING_WORDS if len(words) >= OPENING_WORDS + SPAN_WORDS[0] else 0
+            size = min(len(words) - begin_at, rng.randint(*SPAN_WORDS))
+            begin = rng.randint(begin_at, len(words) - size)
+            out.append((" ".join(words[begin : begin + size]), lead, "span"))
+            continue
         i = rng.randrange(len(sents))
-        words = sents[i].split()
-        size = min(len(words), rng.randint(*SPAN_WORDS))
-        begin = rng.randint(0, len(words) - size)
-        out.append((" ".join(words[begin : begin + size]), " ".join(sents[i:]), "span"))
+        sent_words = sents[i].split()
+        size = min(len(sent_words), rng.randint(*SPAN_WORDS))
+        begin = rng.randint(0, len(sent_words) - size)
+        out.append((" ".join(sent_words[begin : begin + size]), " ".join(sents[i:]), "span"))
     return out[:n]
 
 
-def gold_evidence(question: Question, passage: Passage) -> str:
+def gold_evidence(question: Question, passage: Passage, target: str = "opening") -> str:
+    """A train question's target: its passage's opening, or (``sentence``) its gold evidence sentences."""
+    if target == "opening":
+        return passage.text
     return " ".join(question.gold_evidence) if question.gold_evidence else passage.text
 
 
@@ -63,11 +80,14 @@ def build_examples(passages: Sequence[Passage], questions: Sequence[Question], p
     """Indexing examples for every passage mixed with the train questions whose gold passage is in `passages`."""
     rng = random.Random(seed)
     position = {p.doc_id: i for i, p in enumerate(passages)}
-    examples = [Example(q, i, ev, kind) for i, p in enumerate(passages) for q, ev, kind in pseudo_queries(p, params.pseudo_queries, rng)]
+    target = params.evidence_target
+    examples = [Example(q, i, ev, kind) for i, p in enumerate(passages)
+                for q, ev, kind in pseudo_queries(p, params.pseudo_queries, rng, target)]
     for question in questions:
         gold = next((position[d] for d in question.gold_doc_ids if d in position), None)
         if gold is not None:
-            examples += [Example(question.text, gold, gold_evidence(question, passages[gold]), "question")] * params.question_repeat
+            evidence = gold_evidence(question, passages[gold], target)
+            examples += [Example(question.text, gold, evidence, "question")] * params.question_repeat
     return examples
 
 

@@ -42,40 +42,41 @@ def route(model, tokenizer, queries: list[str], k: int, params) -> Routed:
     return routed
 
 
+def penalise_repeats(logits: torch.Tensor, generated: torch.Tensor, penalty: float) -> torch.Tensor:
+    """CTRL's repetition penalty on the ids each row has generated so far (tiny models otherwise loop on one word).
+
+    Only the generated ids' logits are touched (a gather and a scatter), not the whole vocabulary.
+    """
+    values = logits.gather(1, generated)
+    return logits.scatter(1, generated, torch.where(values > 0, values / penalty, values * penalty))
+
+
 @torch.no_grad()
-def generate_ids(model, q_ids: torch.Tensor, q_mask: torch.Tensor, positions: torch.Tensor, limit: int,
+def generate_ids(model, q_ids: torch.Tensor, q_mask: torch.Tensor, z: torch.Tensor, limit: int,
                  eos: int | None, repetition_penalty: float = 1.0) -> list[list[int]]:
     """Greedy decoding (with a repetition penalty) of ``[query ; proj(z)] -> evidence`` for each row.
 
-    `positions` holds one z index per row of `q_ids`. The loop is written out
-    (KV cache, explicit position ids) rather than calling `generate()`, so
+    `z` holds one memory (m_tokens, z_dim) per row of `q_ids`: the routed z_i,
+    or a control's (zeroed, another passage's). The loop is written out (KV
+    cache, explicit position ids) rather than calling `generate()`, so
     training and inference see identical positions under left padding in every
     transformers version. `eos` None decodes exactly `limit` tokens (benchmarks).
     """
     device = q_ids.device
     rows = q_ids.shape[0]
-    z = model.z[positions.reshape(-1).to(device)]
-    embeds = torch.cat([model.embed(q_ids), model.memory_embeds(z)], 1)
-    mask = torch.cat([q_mask, torch.ones(rows, model.m_tokens, dtype=q_mask.dtype, device=device)], 1)
-    position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    embeds, mask, position_ids, next_pos = model.prefix(q_ids, q_mask, z.to(device))
     out = model.run(embeds, mask, positions=position_ids, use_cache=True)
-    head = model.lm.get_output_embeddings()
-    next_pos = position_ids[:, -1:] + 1
     hidden = out.last_hidden_state[:, -1]
     tokens = []
     finished = torch.zeros(rows, dtype=torch.bool, device=device)
-    seen = torch.zeros(rows, head.weight.shape[0], dtype=torch.bool, device=device)
     for _ in range(limit):
-        logits = head(hidden).float()
-        if repetition_penalty != 1.0:
-            # CTRL's penalty on tokens already generated: tiny models otherwise loop on one word
-            penalised = torch.where(logits > 0, logits / repetition_penalty, logits * repetition_penalty)
-            logits = torch.where(seen, penalised, logits)
+        logits = model.logits(hidden)
+        if repetition_penalty != 1.0 and tokens:
+            logits = penalise_repeats(logits, torch.stack(tokens, 1), repetition_penalty)
         nxt = logits.argmax(-1)
         if eos is not None:
             nxt = torch.where(finished, torch.full_like(nxt, eos), nxt)
             finished |= nxt == eos
-        seen[torch.arange(rows, device=device), nxt] = True
         tokens.append(nxt)
         if bool(finished.all()):
             break
@@ -86,11 +87,17 @@ def generate_ids(model, q_ids: torch.Tensor, q_mask: torch.Tensor, positions: to
     return torch.stack(tokens, 1).cpu().tolist() if tokens else [[] for _ in range(rows)]
 
 
-def generate(model, tokenizer, queries: list[str], positions: torch.Tensor, params, max_new_tokens: int | None = None) -> list[list[str]]:
-    """One generated evidence text per (query, routed z_i): a list of k texts per query."""
+def generate(model, tokenizer, queries: list[str], positions: torch.Tensor, params, max_new_tokens: int | None = None,
+             z: torch.Tensor | None = None) -> list[list[str]]:
+    """One generated evidence text per (query, routed z_i): a list of `positions.shape[1]` texts per query.
+
+    `z` (one memory per (query, rank), in that order) replaces the routed
+    memories: the controls read zeroed or shuffled memories this way.
+    """
     k = positions.shape[1]
     q_ids, q_mask = encode(model, tokenizer, queries, params, repeat=k)
     eos = tokenizer.eos_token_id
-    ids = generate_ids(model, q_ids, q_mask, positions, max_new_tokens or params.max_new_tokens, eos, params.repetition_penalty)
+    memory = model.z[positions.reshape(-1).to(model.z.device)] if z is None else z
+    ids = generate_ids(model, q_ids, q_mask, memory, max_new_tokens or params.max_new_tokens, eos, params.repetition_penalty)
     texts = [tokenizer.decode(row[: row.index(eos)] if eos in row else row, skip_special_tokens=True).strip() for row in ids]
     return [texts[i * k : (i + 1) * k] for i in range(len(queries))]

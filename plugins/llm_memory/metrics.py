@@ -7,6 +7,14 @@
   routed to (top-1, or any of the top k) over the run's questions, divided by
   its maximum, log(min(N, uses)): 1 is even use, 0 is collapse onto one z_i.
   `z_distinct@1` is the share of questions whose top-1 z_i no other question got first.
+- the controls, for the questions whose record carries them (the provider's
+  `control_every`): `control.<c>.evidence_rougeL` and `control.<c>.answer_recall@k`
+  of the evidence generated with z zeroed (`zeroed_z`), with z taken from
+  another passage (`shuffled_z`, routing unchanged), and of the question
+  itself as the evidence (`question_echo`, every question); and
+  `delta.<c>.<metric>`, llm_memory minus that control on the same questions,
+  whose bootstrap interval is a paired one (the harness resamples questions).
+  `answer_recall@k` is only scored at depths the evidence reaches.
 - training figures from the memory's checkpoint card when the run trained it.
 """
 
@@ -20,9 +28,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rag_bench.metric import Aggregate, Metric, RunContext
+from rag_bench.scoring.evidence import rouge_l
+from rag_bench.scoring.retrieval import has_answer
 from rag_bench.types import Question
 
 PROVIDER = "llm_memory"
+ECHO = "question_echo"
 _WORD = re.compile(r"\w+")
 
 
@@ -57,6 +68,7 @@ class LLMMemoryMetric(Metric):
             out["unsupported_share"] = sum(u for u, _ in counts) / total
         if counts and counts[0][1]:
             out["unsupported_share@1"] = counts[0][0] / counts[0][1]
+        out.update(control_scores(record, question, ctx.ks))
         return out
 
     def run_level(self, records: Sequence[dict[str, Any]], ctx: RunContext) -> dict[str, Aggregate]:
@@ -99,3 +111,31 @@ class LLMMemoryMetric(Metric):
                 out[f"train_first_{key}"] = Aggregate(float(history[0][key]), None, 1)
                 out[f"train_final_{key}"] = Aggregate(float(history[-1][key]), None, 1)
         return out
+
+
+def evidence_scores(texts: Sequence[str], question: Question, ks: Sequence[int]) -> dict[str, float]:
+    """evidence_rougeL of the top text and answer_recall@k at the depths the texts reach, as the core metrics score them."""
+    out: dict[str, float] = {}
+    if question.gold_evidence and texts:
+        out["evidence_rougeL"] = rouge_l(texts[0], " ".join(question.gold_evidence))
+    if question.answers:
+        first = next((i for i, text in enumerate(texts) if has_answer(text, question.answers)), None)
+        for k in ks:
+            if k <= len(texts):
+                out[f"answer_recall@{k}"] = float(first is not None and first < k)
+    return out
+
+
+def control_scores(record: dict[str, Any], question: Question, ks: Sequence[int]) -> dict[str, float]:
+    """Per question: each control's scores and llm_memory minus them (question_echo for every question, the
+    generated controls where the record carries them)."""
+    texts = list(record["evidence"])
+    main = evidence_scores(texts, question, ks)
+    controls = {ECHO: [question.text] * len(texts), **((record.get("provider_info") or {}).get("controls") or {})}
+    out: dict[str, float] = {}
+    for name, control_texts in controls.items():
+        for metric, value in evidence_scores(control_texts, question, ks).items():
+            if metric in main:
+                out[f"control.{name}.{metric}"] = value
+                out[f"delta.{name}.{metric}"] = main[metric] - value
+    return out

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import lm_parts
+
 
 class MemoryModel(nn.Module):
     """θ + Z + projection + routing heads; `forward` returns the training losses."""
@@ -23,8 +25,11 @@ class MemoryModel(nn.Module):
         super().__init__()
         hidden = lm.get_input_embeddings().weight.shape[1]
         self.lm = lm
+        self._parts = lm_parts(lm)  # a tuple, so they are not registered twice as submodules
         self.params = params
         self.m_tokens = params.m_tokens
+        #: The token that closes the memory prefix under key+tokens (set from the tokenizer by MemorySystem).
+        self.read_token = 0
         self.z = nn.Parameter(torch.zeros(num_passages, params.m_tokens, params.z_dim))
         self.proj = nn.Linear(params.z_dim, hidden)
         self.route_query = nn.Linear(hidden, params.route_dim)
@@ -37,11 +42,18 @@ class MemoryModel(nn.Module):
 
     # -- pieces -------------------------------------------------------------
     @property
+    def body(self) -> nn.Module:
+        """The base's transformer body (it takes `inputs_embeds`)."""
+        return self._parts[0]
+
+    @property
+    def head(self) -> nn.Module:
+        """The base's head from hidden states to vocabulary logits."""
+        return self._parts[1]
+
+    @property
     def lm_dtype(self) -> torch.dtype:
         return self.lm.get_input_embeddings().weight.dtype
-
-    def decoder(self):
-        return self.lm.get_decoder()
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         return self.lm.get_input_embeddings()(ids)
@@ -50,9 +62,15 @@ class MemoryModel(nn.Module):
         """proj(z): (..., m, z_dim) -> (..., m, hidden) in the LM's dtype."""
         return self.proj(z).to(self.lm_dtype)
 
+    def key_of(self, z: torch.Tensor) -> torch.Tensor:
+        """Unit-norm routing keys of memories z (..., m, z_dim), derived from z itself: its key slot (slot 0) under
+        ``z_layout=key+tokens``, the mean over its slots under ``pooled``."""
+        source = z[..., 0, :] if self.params.z_layout == "key+tokens" else z.mean(-2)
+        return F.normalize(self.route_key(source), dim=-1)
+
     def keys(self) -> torch.Tensor:
-        """One unit-norm routing key per z_i, derived from Z itself."""
-        return F.normalize(self.route_key(self.z.mean(1)), dim=-1)
+        """One unit-norm routing key per z_i."""
+        return self.key_of(self.z)
 
     def route_scores(self, query_hidden: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
         """Cosine scores / temperature of each query against every key: (B, N)."""
@@ -70,15 +88,25 @@ class MemoryModel(nn.Module):
         """The decoder over embeddings, with position ids that skip left padding."""
         if positions is None:
             positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        return self.decoder()(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
-                              past_key_values=cache, use_cache=use_cache,
-                              output_hidden_states=self.params.routing_layer >= 0)
+        return self.body(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
+                         past_key_values=cache, use_cache=use_cache,
+                         output_hidden_states=self.params.routing_layer >= 0)
 
     def routing_states(self, out, length: int) -> torch.Tensor:
-        """Hidden states of the first `length` positions (the query) at the routing layer."""
+        """Hidden states of the first `length` positions (the query) at the routing layer: ``hidden_states[L]`` is
+        the output of transformer layer L (0: the input embeddings), -1 the last layer's output."""
         layer = self.params.routing_layer
-        states = out.last_hidden_state if layer < 0 else out.hidden_states[min(layer, len(out.hidden_states) - 2)]
+        if layer < 0:
+            states = out.last_hidden_state
+        else:
+            if layer >= len(out.hidden_states):
+                raise ValueError(f"route_layer={layer} but the base has {len(out.hidden_states) - 1} layers")
+            states = out.hidden_states[layer]
         return states[:, :length]
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Vocabulary logits (fp32) of hidden states, through the base's own head."""
+        return self.head(hidden).float()
 
     def query_hidden(self, q_ids: torch.Tensor, q_mask: torch.Tensor) -> torch.Tensor:
         """The pooled hidden state of the queries alone (no memory): the routing read."""
@@ -90,25 +118,61 @@ class MemoryModel(nn.Module):
                       reduce: bool = True) -> torch.Tensor:
         """Cross-entropy of evidence tokens predicted from positions start.. (per example when not `reduce`)."""
         length = e_ids.shape[1]
-        logits = self.lm.get_output_embeddings()(hidden[:, start : start + length]).float()
+        logits = self.logits(hidden[:, start : start + length])
         losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), e_ids.reshape(-1), reduction="none")
         losses = losses.view_as(e_ids) * e_mask
         if reduce:
             return losses.sum() / e_mask.sum().clamp(min=1)
         return losses.sum(1) / e_mask.sum(1).clamp(min=1)
 
+    @property
+    def aligned(self) -> bool:
+        """Whether memory slots hold tokens (``z_layout=key+tokens``): then the evidence replays their positions."""
+        return self.params.z_layout == "key+tokens"
+
+    def prefix_length(self, query_length: int) -> int:
+        """Positions before the first evidence token: query, m_tokens slots, and the read token when aligned."""
+        return query_length + self.m_tokens + int(self.aligned)
+
+    def prefix(self, q_ids, q_mask, z):
+        """Embeddings, mask and position ids of ``[query ; proj(z) (; read token)]``, and each row's first evidence position.
+
+        Under ``key+tokens`` slot t >= 1 holds the passage's token t-1 and sits at
+        position L+t (L: the query's length). A read token closes the prefix at
+        the key slot's position L, and evidence token j is placed at position
+        L+1+j, the position of the slot that holds the passage's token j: the
+        token predicting token j sits one position before the slot that holds it,
+        the relation a pretrained LM's previous/next-token attention already
+        tracks, so copying from z is easy to learn. Otherwise (``pooled``) the
+        positions simply run on.
+        """
+        batch, device = q_ids.shape[0], q_ids.device
+        length = q_mask.long().sum(-1, keepdim=True)
+        q_pos = (q_mask.long().cumsum(-1) - 1).clamp(min=0)
+        slot_pos = length + torch.arange(self.m_tokens, device=device)
+        parts = [self.embed(q_ids), self.memory_embeds(z)]
+        positions = [q_pos, slot_pos]
+        if self.aligned:
+            parts.append(self.embed(torch.full((batch, 1), self.read_token, dtype=q_ids.dtype, device=device)))
+            positions.append(length)
+            first = length + 1
+        else:
+            first = length + self.m_tokens
+        width = sum(p.shape[1] for p in positions) - q_ids.shape[1]
+        mask = torch.cat([q_mask, torch.ones(batch, width, dtype=q_mask.dtype, device=device)], 1)
+        return torch.cat(parts, 1), mask, torch.cat(positions, 1), first
+
     def sequence(self, q_ids, q_mask, z, e_ids, e_mask):
-        """The decoder over [query ; proj(z) ; evidence] (left-padded query, right-padded evidence)."""
-        batch = q_ids.shape[0]
-        embeds = torch.cat([self.embed(q_ids), self.memory_embeds(z), self.embed(e_ids)], 1)
-        ones = torch.ones(batch, self.m_tokens, dtype=q_mask.dtype, device=q_mask.device)
-        mask = torch.cat([q_mask, ones, e_mask], 1)
-        return self.run(embeds, mask)
+        """The decoder over [query ; proj(z) (; read token) ; evidence] (left-padded query, right-padded evidence)."""
+        embeds, mask, positions, first = self.prefix(q_ids, q_mask, z)
+        e_pos = first + torch.arange(e_ids.shape[1], device=e_ids.device)
+        embeds = torch.cat([embeds, self.embed(e_ids)], 1)
+        return self.run(embeds, torch.cat([mask, e_mask], 1), positions=torch.cat([positions, e_pos], 1))
 
     def forward(self, q_ids, q_mask, e_ids, e_mask, doc, negatives):
         out = self.sequence(q_ids, q_mask, self.z[doc], e_ids, e_mask)
         hidden = out.last_hidden_state
-        start = q_ids.shape[1] + self.m_tokens - 1
+        start = self.prefix_length(q_ids.shape[1]) - 1
         gen_loss = self.evidence_loss(hidden, e_ids, e_mask.float(), start)
         scores = self.route_scores(self.pool(self.routing_states(out, q_ids.shape[1]), q_mask))
         route_loss = routing_loss(scores, doc, negatives, self.params.route_negatives)

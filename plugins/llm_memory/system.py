@@ -12,22 +12,18 @@ import torch
 from rag_bench.errors import RagBenchError
 from rag_bench.types import Passage, Question
 
-from .base import load_base
+from .base import base_fingerprint, base_identity, load_base
 from .checkpoint import CARD, corpus_fingerprint, read_card, read_weights, save_checkpoint, WEIGHTS
 from .config import LLMMemoryParams
-from .content_init import init_memory
+from .content_init import init_memory, passage_text
 from .data import build_examples, encode_examples, hard_negatives
 from .model import MemoryModel
-from .tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
+from .tokenizer import build_tokenizer, load_tokenizer, read_token_id, save_tokenizer
 from .train import TrainReport, train
 
 #: Settings that change only inference, taken from the caller rather than from a checkpoint.
 RUNTIME_FIELDS = ("max_new_tokens", "repetition_penalty", "threads", "checkpoint")
 TRAIN_STATE = "train_state"
-
-
-def passage_text(passage: Passage) -> str:
-    return f"{passage.title}\n{passage.text}" if passage.title else passage.text
 
 
 def set_threads(params) -> None:
@@ -56,7 +52,8 @@ class MemorySystem:
         texts = [passage_text(p) for p in passages]
         tokenizer = tokenizer or build_tokenizer(params, texts)
         model = MemoryModel(load_base(params, tokenizer, params.seed), len(passages), params)
-        init_memory(model, tokenizer, texts, params.seed)
+        model.read_token = read_token_id(tokenizer)
+        init_memory(model, tokenizer, passages, params.seed)
         model.eval()
         return cls(model, tokenizer, params, list(passages), {})
 
@@ -77,7 +74,9 @@ class MemorySystem:
         if report.interrupted:
             return system, report
         system.card = {"train": {"steps": report.steps, "seconds": report.seconds, "resumed_from": report.resumed_from,
-                                 "examples": len(encoded), "kinds": _kinds(examples), "history": report.history}}
+                                 "examples": len(encoded), "kinds": _kinds(examples), "history": report.history,
+                                 "splits": sorted({q.split for q in questions})},
+                       "base": base_provenance(params)}
         from accelerate import PartialState
 
         if PartialState().is_main_process:  # under `accelerate launch`, one process writes
@@ -96,7 +95,8 @@ class MemorySystem:
         if card is None:
             raise RagBenchError(f"llm_memory: no checkpoint in {folder} (expected {CARD} and {WEIGHTS})")
         settings = dict(card["settings"])
-        settings["lora_targets"] = tuple(settings["lora_targets"])
+        if settings.get("lora_targets") is not None:
+            settings["lora_targets"] = tuple(settings["lora_targets"])
         if runtime is not None:
             settings.update({f: getattr(runtime, f) for f in RUNTIME_FIELDS})
         params = LLMMemoryParams(**settings)
@@ -107,8 +107,10 @@ class MemorySystem:
         missing = [d for d in card["doc_ids"] if d not in passages_by_id]
         if missing:
             raise RagBenchError(f"llm_memory: checkpoint {folder} holds passages the corpus lacks (e.g. {missing[0]})")
+        check_base(card, params, folder)
         tokenizer = load_tokenizer(folder)
         model = MemoryModel(load_base(params, tokenizer, params.seed), len(card["doc_ids"]), params)
+        model.read_token = read_token_id(tokenizer)
         read_weights(model, folder / WEIGHTS)
         model.eval()
         return cls(model, tokenizer, params, [passages_by_id[d] for d in card["doc_ids"]], card)
@@ -119,3 +121,19 @@ def _kinds(examples) -> dict[str, int]:
     for e in examples:
         counts[e.kind] = counts.get(e.kind, 0) + 1
     return counts
+
+
+def base_provenance(params: LLMMemoryParams) -> dict:
+    """Which public base a memory's LoRA and Z belong to: its id and a sha256 of its config and weight files."""
+    return {**base_identity(params), "fingerprint": base_fingerprint(params)}
+
+
+def check_base(card: dict, params: LLMMemoryParams, folder: Path) -> None:
+    """Refuse to load a memory onto a base other than the one it was trained on (its weights would not fit)."""
+    saved = (card.get("base") or {}).get("fingerprint")
+    if saved is None:
+        return
+    current = base_fingerprint(params)
+    if current is not None and current != saved:
+        raise RagBenchError(f"llm_memory: checkpoint {folder} was trained on base {params.base!r} with weights "
+                            f"{saved[:12]}, but that base now has {current[:12]}; load it with the base it was trained on")

@@ -42,8 +42,10 @@ def build_tokenizer(params, texts: Iterable[str]):
     from transformers import AutoTokenizer
 
     if not params.is_tiny:
+        from .base import base_path
+
         try:
-            tok = AutoTokenizer.from_pretrained(params.base)
+            tok = AutoTokenizer.from_pretrained(base_path(params))
         except (OSError, ValueError) as exc:
             raise RagBenchError(
                 f"llm_memory: cannot load base {params.base!r} ({type(exc).__name__}); pass a Hugging Face model id "
@@ -63,6 +65,14 @@ def ensure_special_tokens(tok):
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
+
+
+def read_token_id(tok) -> int:
+    """The token that closes the memory prefix: the base's own start token (BOS, or BERT's [CLS]), else EOS."""
+    for token_id in (tok.bos_token_id, getattr(tok, "cls_token_id", None), tok.eos_token_id):
+        if token_id is not None:
+            return token_id
+    raise RagBenchError("llm_memory: the tokenizer has neither a BOS/CLS nor an EOS token")
 
 
 def save_tokenizer(tok, folder: Path) -> None:

@@ -17,7 +17,7 @@ from rag_bench.types import Passage
 from .config import WRITE_LR, WRITE_STEPS
 from .content_init import content_z
 from .data import Collator, encode_evidence, encode_queries, pseudo_queries
-from .system import MemorySystem, passage_text
+from .system import MemorySystem
 
 
 @dataclass
@@ -51,7 +51,7 @@ class NewPassageBatch:
     def __init__(self, system: MemorySystem, passages: Sequence[Passage], seed: int):
         params = system.params
         rng = random.Random(seed)
-        rows = [(local, q, ev) for local, p in enumerate(passages) for q, ev, _ in pseudo_queries(p, max(params.pseudo_queries, 1), rng)]
+        rows = [(local, q, ev) for local, p in enumerate(passages) for q, ev, _ in pseudo_queries(p, max(params.pseudo_queries, 1), rng, params.evidence_target)]
         self.local = torch.tensor([r[0] for r in rows])
         tok = system.tokenizer
         batch = Collator(tok.pad_token_id, 0).pad(encode_queries(tok, [r[1] for r in rows], params.max_query_tokens),
@@ -65,9 +65,9 @@ class NewPassageBatch:
                route_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
         """(write objective, evidence loss) per example: routing is scored against every old key and the new ones."""
         out = model.sequence(self.q_ids, self.q_mask, z_new[self.local], self.e_ids, self.e_mask)
-        start = self.q_ids.shape[1] + model.m_tokens - 1
+        start = model.prefix_length(self.q_ids.shape[1]) - 1
         gen = model.evidence_loss(out.last_hidden_state, self.e_ids, self.e_mask.float(), start, reduce=False)
-        new_keys = F.normalize(model.route_key(z_new.mean(1)), dim=-1)
+        new_keys = model.key_of(z_new)
         scores = model.route_scores(query, torch.cat([old_keys, new_keys]))
         route = F.cross_entropy(scores, old_keys.shape[0] + self.local, reduction="none")
         return gen + route_weight * route, gen
@@ -108,7 +108,7 @@ def add_passages(system: MemorySystem, passages: Sequence[Passage], steps: int =
     model.requires_grad_(False)
     model.eval()
     batch = NewPassageBatch(system, passages, seed)
-    z_new = content_z(model, system.tokenizer, [passage_text(p) for p in passages]).to(model.z.device).requires_grad_(True)
+    z_new = content_z(model, system.tokenizer, passages).to(model.z.device).requires_grad_(True)
     with torch.no_grad():
         old_keys = model.keys()
         query = model.query_hidden(batch.q_ids, batch.q_mask)
