@@ -19,7 +19,7 @@ from rag_bench_plugins.llm_memory.generation import generate, route
 from rag_bench_plugins.llm_memory.system import MemorySystem
 from rag_bench_plugins.llm_memory.write import add_passages
 
-SMALL = dict(tiny_hidden=64, tiny_layers=2, tiny_heads=2, tiny_kv_heads=1, tiny_intermediate=128, z_dim=32, route_dim=32,
+SMALL = dict(base="tiny", tokenizer="minilm", m_tokens=9, tiny_hidden=64, tiny_layers=2, tiny_heads=2, tiny_kv_heads=1, tiny_intermediate=128, z_dim=32, route_dim=32,
              batch_size=16, max_train_steps=80, warmup_steps=10, tokenizer_vocab=2000, pseudo_queries=3,
              max_query_tokens=24, max_evidence_tokens=24, max_new_tokens=8, threads=1, checkpoint_every=1000)
 
@@ -106,8 +106,8 @@ def test_provider_loads_checkpoint_routes_and_generates(trained, slice_200, nq_5
     assert all(o.hits[0].score >= o.hits[-1].score for o in out)
     assert set(out[0].timings_ms) == {"routing", "generation", "total"}
     footprint = provider.footprint()
-    assert footprint["memory_table"] == 200 * 4 * 32 * 4
-    assert set(footprint) == {"memory_table", "projection", "extra_model"}
+    assert footprint["memory_table"] == 200 * 9 * 32 * 4
+    assert set(footprint) == {"memory_table", "projection_and_heads", "finetuned_lm"}
 
 
 def test_checkpoint_from_another_corpus_is_refused(trained, nq_5k, tmp_path):
@@ -134,7 +134,10 @@ def test_training_resumes_after_interruption_to_the_same_weights(slice_200, tmp_
     ({"z_dim": "0"}, "z_dim must be a positive integer"),
     ({"m_tokens": "-1"}, "m_tokens must be a positive integer"),
     ({"tokenizer": "words"}, "tokenizer must be one of"),
-    ({"quantization": "4bit"}, "needs a pretrained base"),
+    ({"quantization": "4bit", "base": "tiny"}, "needs a pretrained base"),
+    ({"tiny_hidden": "64", "base": "tiny"}, "cannot act with tokenizer=minilm-warm"),
+    ({"tiny_hidden": "64"}, "sizes only the tiny decoder"),
+    ({"route_pool": "last", "route_layer": "0"}, "same for every query"),
 ])
 def test_bad_settings_give_clear_errors(setting, message):
     with pytest.raises(RagBenchError, match=message):

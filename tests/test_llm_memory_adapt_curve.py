@@ -21,7 +21,7 @@ from rag_bench_plugins.llm_memory.write import add_passages, appended
 
 from .helpers import write_slice_card
 
-SETTINGS = dict(tiny_hidden=64, tiny_layers=2, tiny_heads=2, tiny_kv_heads=1, tiny_intermediate=128, z_dim=32,
+SETTINGS = dict(base="tiny", m_tokens=5, tiny_hidden=64, tiny_layers=2, tiny_heads=2, tiny_kv_heads=1, tiny_intermediate=128, z_dim=32,
                 route_dim=32, batch_size=16, max_train_steps=20, warmup_steps=5, tokenizer_vocab=2000, pseudo_queries=3,
                 max_query_tokens=24, max_evidence_tokens=24, max_new_tokens=8, threads=1, checkpoint_every=1000,
                 tokenizer="corpus")
