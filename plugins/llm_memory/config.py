@@ -53,7 +53,7 @@ class LLMMemoryParams:
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     lora_targets: tuple[str, ...] | None = None
-    m_tokens: int = 33
+    m_tokens: int = 17
     z_dim: int = 128
     z_layout: str = "key+tokens"
     evidence_target: str = "opening"
@@ -68,8 +68,8 @@ class LLMMemoryParams:
     pseudo_queries: int = 4
     question_repeat: int = 2
     max_query_tokens: int = 24
-    max_evidence_tokens: int = 33
-    max_new_tokens: int = 32
+    max_evidence_tokens: int = 17
+    max_new_tokens: int = 16
     repetition_penalty: float = 1.3
     lr_llm: float | None = None
     lr_z: float = 1e-3
@@ -78,7 +78,7 @@ class LLMMemoryParams:
     batch_size: int = 16
     grad_accum: int = 1
     epochs: int = 1
-    max_train_steps: int = 2000
+    max_train_steps: int = 1500
     checkpoint_every: int = 250
     seed: int = 0
     tokenizer: str = "minilm-warm"

@@ -51,24 +51,27 @@ def penalise_repeats(logits: torch.Tensor, generated: torch.Tensor, penalty: flo
     return logits.scatter(1, generated, torch.where(values > 0, values / penalty, values * penalty))
 
 
-@torch.no_grad()
-def generate_ids(model, q_ids: torch.Tensor, q_mask: torch.Tensor, z: torch.Tensor, limit: int,
-                 eos: int | None, repetition_penalty: float = 1.0) -> list[list[int]]:
-    """Greedy decoding (with a repetition penalty) of ``[query ; proj(z)] -> evidence`` for each row.
+def repeat_rows(cache, times: int) -> None:
+    """Repeat each row of a KV cache `times` times in place (row i becomes rows i*times .. i*times+times-1)."""
+    if times == 1:
+        return
+    if hasattr(cache, "batch_repeat_interleave"):
+        cache.batch_repeat_interleave(times)
+        return
+    for layer in cache.layers:  # caches without the method keep one key/value tensor pair per layer
+        layer.keys = layer.keys.repeat_interleave(times, dim=0)
+        layer.values = layer.values.repeat_interleave(times, dim=0)
 
-    `z` holds one memory (m_tokens, z_dim) per row of `q_ids`: the routed z_i,
-    or a control's (zeroed, another passage's). The loop is written out (KV
-    cache, explicit position ids) rather than calling `generate()`, so
-    training and inference see identical positions under left padding in every
-    transformers version. `eos` None decodes exactly `limit` tokens (benchmarks).
-    """
-    device = q_ids.device
-    rows = q_ids.shape[0]
-    embeds, mask, position_ids, next_pos = model.prefix(q_ids, q_mask, z.to(device))
-    out = model.run(embeds, mask, positions=position_ids, use_cache=True)
+
+@torch.no_grad()
+def decode(model, out, mask: torch.Tensor, next_pos: torch.Tensor, limit: int, eos: int | None,
+           repetition_penalty: float) -> list[list[int]]:
+    """Greedy decoding from a prefilled prefix (`out` holds its cache and last hidden state; `next_pos` the first
+    evidence position of each row), with CTRL's repetition penalty on the ids generated so far."""
+    rows = mask.shape[0]
     hidden = out.last_hidden_state[:, -1]
     tokens = []
-    finished = torch.zeros(rows, dtype=torch.bool, device=device)
+    finished = torch.zeros(rows, dtype=torch.bool, device=mask.device)
     for _ in range(limit):
         logits = model.logits(hidden)
         if repetition_penalty != 1.0 and tokens:
@@ -87,17 +90,59 @@ def generate_ids(model, q_ids: torch.Tensor, q_mask: torch.Tensor, z: torch.Tens
     return torch.stack(tokens, 1).cpu().tolist() if tokens else [[] for _ in range(rows)]
 
 
+@torch.no_grad()
+def generate_ids(model, q_ids: torch.Tensor, q_mask: torch.Tensor, z: torch.Tensor, limit: int,
+                 eos: int | None, repetition_penalty: float = 1.0) -> list[list[int]]:
+    """The reference decoding: one whole ``[query ; proj(z)]`` prefill per row, then greedy decoding.
+
+    `z` holds one memory (m_tokens, z_dim) per row of `q_ids`: the routed z_i,
+    or a control's (zeroed, another passage's). The loop is written out (KV
+    cache, explicit position ids) rather than calling `generate()`, so
+    training and inference see identical positions under left padding in every
+    transformers version. `eos` None decodes exactly `limit` tokens (benchmarks).
+    """
+    embeds, mask, position_ids, next_pos = model.prefix(q_ids, q_mask, z.to(q_ids.device))
+    out = model.run(embeds, mask, positions=position_ids, use_cache=True)
+    return decode(model, out, mask, next_pos, limit, eos, repetition_penalty)
+
+
+@torch.no_grad()
+def generate_shared(model, q_ids: torch.Tensor, q_mask: torch.Tensor, z: torch.Tensor, limit: int,
+                    eos: int | None, repetition_penalty: float = 1.0) -> list[list[int]]:
+    """The same decoding as `generate_ids` with the query prefilled once for all the memories it reads.
+
+    `q_ids` has one row per query and `z` k memories per query (rows grouped by
+    query). The query comes before z in the sequence, so its keys and values do
+    not depend on z: they are computed once and repeated k times, and only
+    ``proj(z) (; read token)`` is prefilled per memory. Same token ids as
+    `generate_ids` (tested).
+    """
+    k = z.shape[0] // q_ids.shape[0]
+    out = model.run(model.embed(q_ids), q_mask, use_cache=True)
+    cache = out.past_key_values
+    repeat_rows(cache, k)
+    q_mask = q_mask.repeat_interleave(k, 0)
+    embeds, positions, next_pos = model.memory_part(q_mask, z.to(q_ids.device))
+    mask = torch.cat([q_mask, torch.ones(embeds.shape[:2], dtype=q_mask.dtype, device=q_mask.device)], 1)
+    out = model.run(embeds, mask, cache=cache, positions=positions, use_cache=True)
+    return decode(model, out, mask, next_pos, limit, eos, repetition_penalty)
+
+
 def generate(model, tokenizer, queries: list[str], positions: torch.Tensor, params, max_new_tokens: int | None = None,
-             z: torch.Tensor | None = None) -> list[list[str]]:
+             z: torch.Tensor | None = None, shared_prefill: bool = True) -> list[list[str]]:
     """One generated evidence text per (query, routed z_i): a list of `positions.shape[1]` texts per query.
 
     `z` (one memory per (query, rank), in that order) replaces the routed
     memories: the controls read zeroed or shuffled memories this way.
+    `shared_prefill` False takes the reference path (`generate_ids`).
     """
     k = positions.shape[1]
-    q_ids, q_mask = encode(model, tokenizer, queries, params, repeat=k)
     eos = tokenizer.eos_token_id
     memory = model.z[positions.reshape(-1).to(model.z.device)] if z is None else z
-    ids = generate_ids(model, q_ids, q_mask, memory, max_new_tokens or params.max_new_tokens, eos, params.repetition_penalty)
+    limit = max_new_tokens or params.max_new_tokens
+    if shared_prefill:
+        ids = generate_shared(model, *encode(model, tokenizer, queries, params), memory, limit, eos, params.repetition_penalty)
+    else:
+        ids = generate_ids(model, *encode(model, tokenizer, queries, params, repeat=k), memory, limit, eos, params.repetition_penalty)
     texts = [tokenizer.decode(row[: row.index(eos)] if eos in row else row, skip_special_tokens=True).strip() for row in ids]
     return [texts[i * k : (i + 1) * k] for i in range(len(queries))]

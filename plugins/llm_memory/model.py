@@ -146,21 +146,25 @@ class MemoryModel(nn.Module):
         tracks, so copying from z is easy to learn. Otherwise (``pooled``) the
         positions simply run on.
         """
-        batch, device = q_ids.shape[0], q_ids.device
-        length = q_mask.long().sum(-1, keepdim=True)
         q_pos = (q_mask.long().cumsum(-1) - 1).clamp(min=0)
-        slot_pos = length + torch.arange(self.m_tokens, device=device)
-        parts = [self.embed(q_ids), self.memory_embeds(z)]
-        positions = [q_pos, slot_pos]
+        embeds, positions, first = self.memory_part(q_mask, z)
+        mask = torch.cat([q_mask, torch.ones(embeds.shape[:2], dtype=q_mask.dtype, device=q_mask.device)], 1)
+        return torch.cat([self.embed(q_ids), embeds], 1), mask, torch.cat([q_pos, positions], 1), first
+
+    def memory_part(self, q_mask, z):
+        """Embeddings and position ids of the part of the prefix after the query (``proj(z) (; read token)``) for
+        queries with mask `q_mask`, and each row's first evidence position (see `prefix`)."""
+        batch, device = q_mask.shape[0], q_mask.device
+        length = q_mask.long().sum(-1, keepdim=True)
+        parts = [self.memory_embeds(z)]
+        positions = [length + torch.arange(self.m_tokens, device=device)]
         if self.aligned:
-            parts.append(self.embed(torch.full((batch, 1), self.read_token, dtype=q_ids.dtype, device=device)))
+            parts.append(self.embed(torch.full((batch, 1), self.read_token, dtype=torch.long, device=device)))
             positions.append(length)
             first = length + 1
         else:
             first = length + self.m_tokens
-        width = sum(p.shape[1] for p in positions) - q_ids.shape[1]
-        mask = torch.cat([q_mask, torch.ones(batch, width, dtype=q_mask.dtype, device=device)], 1)
-        return torch.cat(parts, 1), mask, torch.cat(positions, 1), first
+        return torch.cat(parts, 1), torch.cat(positions, 1), first
 
     def sequence(self, q_ids, q_mask, z, e_ids, e_mask):
         """The decoder over [query ; proj(z) (; read token) ; evidence] (left-padded query, right-padded evidence)."""

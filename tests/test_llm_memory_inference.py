@@ -1,0 +1,48 @@
+"""The fast inference path decodes exactly what the reference path decodes: the query prefilled once for its k
+memories, and the repetition penalty over generated ids only."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rag_bench_plugins.llm_memory.config import LLMMemoryParams
+from rag_bench_plugins.llm_memory.evaluation import gold_slice
+from rag_bench_plugins.llm_memory.generation import encode, generate, generate_ids, generate_shared, penalise_repeats
+from rag_bench_plugins.llm_memory.system import MemorySystem
+
+QUERIES = ["who wrote the novel war and peace", "when did the first world war end", "what is the tallest mountain"]
+SMALL = dict(m_tokens=5, z_dim=32, route_dim=32, max_query_tokens=20, max_new_tokens=6, threads=1)
+BASES = {
+    "tiny": dict(base="tiny", tokenizer="minilm", tiny_hidden=64, tiny_layers=2, tiny_heads=2, tiny_kv_heads=1,
+                 tiny_intermediate=128),
+    "minilm": dict(base="minilm"),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(BASES))
+def system(request, nq_5k):
+    passages, _ = gold_slice(nq_5k.corpus, nq_5k.split("train"), 12)
+    return MemorySystem.build(LLMMemoryParams(**BASES[request.param], **SMALL), passages)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_shared_prefill_decodes_the_reference_token_ids(system, k):
+    model, tok, params = system.model, system.tokenizer, system.params
+    positions = torch.stack([torch.randperm(len(system.passages), generator=torch.Generator().manual_seed(i))[:k]
+                             for i in range(len(QUERIES))])
+    z = model.z[positions.reshape(-1)]
+    reference = generate_ids(model, *encode(model, tok, QUERIES, params, repeat=k), z, 6, None, 1.3)
+    fast = generate_shared(model, *encode(model, tok, QUERIES, params), z, 6, None, 1.3)
+    assert fast == reference
+    assert generate(model, tok, QUERIES, positions, params) == generate(model, tok, QUERIES, positions, params,
+                                                                        shared_prefill=False)
+
+
+def test_penalty_over_generated_ids_equals_the_dense_penalty():
+    logits = torch.randn(4, 50, generator=torch.Generator().manual_seed(0))
+    generated = torch.tensor([[3, 7, 3], [0, 1, 2], [49, 49, 49], [10, 20, 30]])
+    dense = logits.clone()
+    seen = torch.zeros_like(logits, dtype=torch.bool).scatter(1, generated, True)
+    dense = torch.where(seen, torch.where(dense > 0, dense / 1.3, dense * 1.3), dense)
+    assert torch.equal(penalise_repeats(logits, generated, 1.3), dense)
