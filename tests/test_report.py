@@ -56,3 +56,23 @@ def test_a_target_is_met_only_when_the_whole_interval_clears_it():
     assert verdict({"value": 0.2, "ci95": [0.15, 0.25]}, 0.3) == "not met"
     assert verdict({"value": 0.32, "ci95": [0.28, 0.36]}, 0.3).startswith("inconclusive")
     assert verdict(None, 0.3) == "not measured"
+
+
+def test_llm_memory_rows_show_each_control_and_the_paired_difference():
+    from types import SimpleNamespace
+
+    from rag_bench.report.render import controls
+
+    agg = {"evidence_rougeL": {"value": 0.4, "ci95": [0.38, 0.42], "n": 10},
+           "control.shuffled_z.evidence_rougeL": {"value": 0.1, "ci95": [0.08, 0.12], "n": 10},
+           "delta.shuffled_z.evidence_rougeL": {"value": 0.3, "ci95": [0.27, 0.33], "n": 10},
+           "control.question_echo.evidence_rougeL": {"value": 0.16, "ci95": [0.15, 0.17], "n": 12},
+           "delta.question_echo.evidence_rougeL": {"value": 0.24, "ci95": [0.2, 0.28], "n": 12}}
+    entry = SimpleNamespace(provider="llm_memory", task="nq_5k", reader="none", config_hash="abc", aggregate=agg,
+                            manifest={"provider": {"settings": {"base": "minilm"}}})
+    text = controls(entry, [entry])
+    assert "| question_echo | 0.160 [0.150, 0.170] | 0.240 [0.200, 0.280] |" in text
+    assert "| shuffled_z | 0.100 [0.080, 0.120] | 0.300 [0.270, 0.330] |" in text
+    assert "question_echo 12, shuffled_z 10" in text
+    old = SimpleNamespace(**{**vars(entry), "aggregate": {"evidence_rougeL": agg["evidence_rougeL"]}})
+    assert "carries no controls" in controls(old, [old])

@@ -134,3 +134,13 @@ def test_a_bad_sweep_file_is_one_clear_error_before_any_run(tmp_path, text, mess
     assert result.exit_code == 1
     assert message in result.output and result.output.count("Error:") == 1
     assert not (runs / "nq_5k").exists()
+
+
+def test_sweeps_choose_on_dev_unless_told_otherwise():
+    from rag_bench.sweep.spec import parse_spec, with_split
+
+    spec = parse_spec({"provider": "bm25", "task": "nq_5k", "grid": {"k1": [0.9]}}, "inline", "s")
+    assert with_split(spec, ("train", "dev", "test"), "test").split == "dev"
+    assert with_split(spec, ("test",), "test").split == "test"
+    told = parse_spec({"provider": "bm25", "task": "nq_5k", "split": "test", "reader_k": 3, "grid": {"k1": [0.9]}}, "inline", "s")
+    assert with_split(told, ("train", "dev", "test"), "test").split == "test" and told.reader_k == 3

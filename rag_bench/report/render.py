@@ -112,6 +112,11 @@ def scope(inputs: ReportInputs) -> str:
                     for e in inputs.entries if e.provider == FOCUS})
     if bases:
         lines.append(f"- llm_memory base: {', '.join(bases)}.")
+    if "minilm" in bases:
+        lines.append("  `minilm` is the offline all-MiniLM-L6-v2 loaded through `from_pretrained` as a causal LM "
+                     "(BERT-as-decoder) with LoRA: the research configuration's code path on a pretrained model that fits "
+                     "this CPU. It folds a pretrained dense encoder into the model, so its routing starts where a dense "
+                     "retriever with that encoder is (docs/LLM_MEMORY.md).")
     if "tiny" in bases:
         lines.append("  `tiny` is a 4-layer decoder built from a config (MiniLM's vocabulary and embeddings), trained "
                      "from scratch on CPU. It tests the mechanism and the harness, not the research hypothesis, which "
@@ -138,8 +143,36 @@ def comparison(inputs: ReportInputs) -> str:
             parts.append(f"{FOCUS} minus the best baseline on recall@5 ({best.provider}), paired bootstrap: "
                          f"recall@5 {_paired(focus[0], best, 'recall@5')}, "
                          f"evidence ROUGE-L {_paired(focus[0], best, 'evidence_rougeL')}.\n")
+        for entry in focus:
+            parts.append(controls(entry, entries))
         parts += ["Commands:", ""] + [f"- {_label(e, entries)}: {code(e.command)}" for e in entries] + [""]
     return "\n".join(parts)
+
+
+CONTROL_METRICS = ("evidence_rougeL", "answer_recall@5")
+CONTROL_MARGIN = 0.10  # phase 1: the evidence must beat every control by this much
+
+
+def control_names(entry: Entry) -> list[str]:
+    """The controls a run was scored against (`control.<name>.<metric>` aggregates), in a stable order."""
+    return sorted({key.split(".")[1] for key in entry.aggregate if key.startswith("control.")})
+
+
+def controls(entry: Entry, entries: list[Entry]) -> str:
+    """The same model's evidence against its controls: each control's score and the paired difference
+    (the mean of per-question differences with its 95% bootstrap interval)."""
+    names = control_names(entry)
+    if not names:
+        return (f"{_label(entry, entries)} carries no controls (published before they existed): its evidence figures "
+                "are not results until it is re-run.\n")
+    metrics = [m for m in CONTROL_METRICS if any(f"control.{c}.{m}" in entry.aggregate for c in names)]
+    rows = [[c, *(cell for m in metrics for cell in (format_aggregate(entry.aggregate.get(f"control.{c}.{m}")),
+                                                     format_aggregate(entry.aggregate.get(f"delta.{c}.{m}"))))]
+            for c in names]
+    n = {c: (entry.aggregate.get(f"control.{c}.evidence_rougeL") or {}).get("n") for c in names}
+    headers = ["control", *(h for m in metrics for h in (m, f"{FOCUS} minus control"))]
+    return (f"Controls of {_label(entry, entries)} (the same trained model; questions scored: "
+            + ", ".join(f"{c} {n[c]}" for c in names) + "):\n\n" + markdown_table(headers, rows))
 
 
 def _cell_scores(cell: dict[str, Any], metric: str) -> dict[str, float]:
@@ -164,6 +197,12 @@ def plan_status(inputs: ReportInputs, multihop: dict[str, Any] | None) -> str:
             agg = focus.aggregate.get("evidence_rougeL")
             rows.append(["1 proof of concept", f"evidence ROUGE-L > {POC_TARGET}", f"{task}: {format_aggregate(agg)}",
                          verdict(agg, POC_TARGET)])
+            names = control_names(focus)
+            deltas = {c: focus.aggregate.get(f"delta.{c}.evidence_rougeL") for c in names}
+            worst = min(names, key=lambda c: (deltas[c] or {}).get("value", float("inf"))) if names else None
+            rows.append(["1 proof of concept", f"evidence ROUGE-L > every control + {CONTROL_MARGIN}",
+                         f"{task}: minus {worst} {format_aggregate(deltas[worst])}" if worst else f"{task}: no controls",
+                         verdict(deltas[worst], CONTROL_MARGIN) if worst else "not measured (re-run with controls)"])
     for _, summary in inputs.sweeps:
         metric = summary["metrics"][0]
         done = [c for c in summary["cells"] if (c["metrics"].get(metric) or {}).get("value") is not None]

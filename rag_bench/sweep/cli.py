@@ -28,10 +28,13 @@ def sweep(spec_file, max_parallel, runs_dir, out, dry_run, no_plots):
     from ..errors import RagBenchError
     from ..runner import plan_run
     from .execute import STATUSES, cell_argv, cell_config, check_spec, is_finished, run_sweep
-    from .spec import load_spec
+    from ..task_store import load_task
+    from .spec import load_spec, with_split
     from .summary import summarise, table_rows, write_summary
 
     spec = load_spec(spec_file)
+    card = load_task(spec.task).card
+    spec = with_split(spec, tuple(card.splits), card.default_split)
     out = out or runs_dir / "sweeps" / spec.name
     if dry_run:
         check_spec(spec)

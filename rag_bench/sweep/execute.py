@@ -49,6 +49,7 @@ def cell_config(spec: SweepSpec, cell: Cell, runs_dir: Path) -> RunConfig:
     """The run configuration of a cell, as `rag-bench run` would build it from `cell_argv`."""
     reader, reader_params = split_reader_spec(spec.reader)
     return RunConfig(provider=spec.provider, task=spec.task, split=spec.split, limit=spec.limit, ks=spec.ks,
+                     reader_k=spec.reader_k,
                      provider_params=dict(cell.provider_params), reader=reader,
                      reader_params={**reader_params, **spec.reader_params}, batch_size=spec.batch_size,
                      seed=spec.seed, runs_dir=runs_dir)
@@ -59,6 +60,7 @@ def cell_argv(spec: SweepSpec, cell: Cell, runs_dir: Path) -> list[str]:
     argv = ["run", "--provider", spec.provider, "--task", spec.task, "--reader", spec.reader]
     if spec.split:
         argv += ["--split", spec.split]
+    argv += ["--reader-k", str(spec.reader_k)]
     if spec.limit is not None:
         argv += ["--limit", str(spec.limit)]
     if spec.ks:

@@ -3,9 +3,10 @@
     name: memory-z-m             # optional; default: the file's stem
     provider: llm_memory
     task: nq_5k
-    split: test                  # optional, as `rag-bench run --split`
+    split: dev                   # optional, as `rag-bench run --split`; default: dev where the task has one
     limit: 200                   # optional, as `--limit`
     k: [1, 5, 20]                # optional, as `-k`
+    reader_k: 5                  # optional, as `--reader-k`
     reader: none                 # optional, NAME or NAME:MODEL, as `--reader`
     reader_params: {}            # optional, as `-R key=value`
     seed: 0
@@ -22,6 +23,7 @@ the run that `rag-bench run ... -P z_dim=64 ...` makes and shares its folder.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import itertools
 import re
@@ -33,8 +35,12 @@ import yaml
 
 from ..errors import RagBenchError
 
-KEYS = ("name", "provider", "task", "split", "limit", "k", "reader", "reader_params", "seed", "batch_size", "params",
-        "grid", "metrics")
+KEYS = ("name", "provider", "task", "split", "limit", "k", "reader_k", "reader", "reader_params", "seed", "batch_size",
+        "params", "grid", "metrics")
+#: Sweeps pick settings, so they score the dev split (where the task has one) unless the file names another split:
+#: the test split is for the published row of the setting a sweep chose.
+DEFAULT_SPLIT = "dev"
+DEFAULT_READER_K = 5
 REQUIRED = ("provider", "task", "grid")
 DEFAULT_METRICS = ("recall@5", "evidence_rougeL")
 
@@ -80,6 +86,7 @@ class SweepSpec:
     split: str | None = None
     limit: int | None = None
     ks: tuple[int, ...] | None = None
+    reader_k: int = DEFAULT_READER_K
     reader: str = "none"
     reader_params: dict[str, str] = field(default_factory=dict)
     seed: int = 0
@@ -161,6 +168,7 @@ def parse_spec(data: Any, where: str, default_name: str) -> SweepSpec:
         split=str(data["split"]) if data.get("split") else None,
         limit=_int(where, "limit", data["limit"], 1) if data.get("limit") is not None else None,
         ks=ks,
+        reader_k=_int(where, "reader_k", data.get("reader_k", DEFAULT_READER_K), 1),
         reader=str(data.get("reader") or "none"),
         reader_params=_settings(where, "reader_params", data.get("reader_params")),
         seed=_int(where, "seed", data.get("seed", 0), 0),
@@ -179,3 +187,10 @@ def load_spec(path: Path) -> SweepSpec:
         raise RagBenchError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     spec = parse_spec(data, str(path), path.stem)
     return SweepSpec(**{**spec.__dict__, "source": path})
+
+
+def with_split(spec: SweepSpec, splits: tuple[str, ...], task_default: str) -> SweepSpec:
+    """`spec` with its split settled: the file's, else dev where the task has one, else the task card's default."""
+    if spec.split:
+        return spec
+    return dataclasses.replace(spec, split=DEFAULT_SPLIT if DEFAULT_SPLIT in splits else task_default)

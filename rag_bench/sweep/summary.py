@@ -41,6 +41,7 @@ def summarise(spec: SweepSpec, outcomes: Sequence[CellOutcome], command: Sequenc
         "task": spec.task,
         "task_name": task.name,  # spec.task may be the path of a card file
         "split": spec.split or task.card.default_split,
+        "reader_k": spec.reader_k,
         "limit": spec.limit,
         "reader": spec.reader,
         "params": spec.params,
