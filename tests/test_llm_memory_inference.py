@@ -46,3 +46,22 @@ def test_penalty_over_generated_ids_equals_the_dense_penalty():
     seen = torch.zeros_like(logits, dtype=torch.bool).scatter(1, generated, True)
     dense = torch.where(seen, torch.where(dense > 0, dense / 1.3, dense * 1.3), dense)
     assert torch.equal(penalise_repeats(logits, generated, 1.3), dense)
+
+
+def test_inference_benchmark_compares_both_paths_on_one_memory(nq_5k, tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "llm_memory_inference.py"
+    spec = importlib.util.spec_from_file_location("llm_memory_inference", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    passages, questions = gold_slice(nq_5k.corpus, nq_5k.split("train"), 12)
+    params = LLMMemoryParams(**BASES["tiny"], **SMALL, max_train_steps=2, batch_size=4, warmup_steps=1)
+    MemorySystem.fit(params, passages, questions, tmp_path / "memory", progress=False)
+    out = tmp_path / "bench.json"
+    assert bench.main(["--checkpoint", str(tmp_path / "memory"), "--task", "nq_5k", "--limit", "5", "--depth", "3",
+                       "--batch-size", "2", "--threads", "1", "--rounds", "1", "--out", str(out)]) == 0
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["identical_tokens"] and row["threads"] == 1 and len(row["rounds"]["fast"]) == 1
