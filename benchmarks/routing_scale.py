@@ -182,29 +182,32 @@ def plot(rows: list[dict], k: int, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    builds = {method.split()[0]: method for method in reversed(methods)}  # one line per index kind
-    fig, (left, mid, right) = plt.subplots(1, 3, figsize=(15, 4.6))
+    kinds = {method.split()[0]: method for method in reversed(methods)}  # one build / memory line per index kind
+    fig, ((speed, found), (build, memory)) = plt.subplots(2, 2, figsize=(12, 8.5))
     for method in methods:
         mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["n"])
         sizes = [r["n"] for r in mine]
         style = {"linewidth": 2.5, "color": "black"} if method == "exact" else {}
-        left.plot(sizes, [r["ms_per_query"] for r in mine], marker="o", label=method, **style)
+        speed.plot(sizes, [r["ms_per_query"] for r in mine], marker="o", label=method, **style)
         if method != "exact":
-            mid.plot(sizes, [r[f"recall@{k}"] for r in mine], marker="o", label=method)
-        if method in builds.values():
-            right.plot(sizes, [r["build_s"] for r in mine], marker="o", label=method.split()[0], **style)
-    left.set(xscale="log", yscale="log", xlabel="keys N", ylabel="ms per query (batches of queries)",
-             title="routing time")
-    mid.set(xscale="log", xlabel="keys N", ylabel=f"recall@{k} vs exact", title=f"recall of the approximate top-{k}")
-    mid.axhline(RECALL_TARGET, color="grey", linestyle=":", linewidth=1)
-    right.set(xscale="log", yscale="log", xlabel="keys N", ylabel="build seconds", title="index build")
-    for ax in (left, mid, right):
+            found.plot(sizes, [r[f"recall@{k}"] for r in mine], marker="o", label=method)
+        if method in kinds.values():
+            if method != "exact":  # the exact index is the key matrix itself: nothing to build
+                build.plot(sizes, [r["build_s"] for r in mine], marker="o", label=method.split()[0])
+            memory.plot(sizes, [r["bytes"] / 2**20 for r in mine], marker="o", label=method.split()[0], **style)
+    speed.set(xscale="log", yscale="log", ylabel="ms per query (batches of queries)", title="routing time")
+    found.set(xscale="log", ylabel=f"recall@{k} against exact", title=f"recall of the approximate top-{k}")
+    found.axhline(RECALL_TARGET, color="grey", linestyle=":", linewidth=1)
+    build.set(xscale="log", yscale="log", ylabel="seconds", title="index build (one thread)")
+    memory.set(xscale="log", yscale="log", ylabel="MiB", title="index memory")
+    for ax in (speed, found, build, memory):
+        ax.set_xlabel("keys N")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
 
 
 def main(argv=None) -> None:

@@ -12,7 +12,9 @@ HNSW answers in a fraction of the time with most of the exact top-k.
 
 The exact path is ``torch.topk(queries @ keys.T, k)``, on the keys' device.
 The HNSW path needs ``faiss`` (``pip install 'rag-bench[memory]'``); without
-it, a warning is given and the search stays exact.
+it, a warning is given and the search stays exact. How much of the exact top-k
+the approximate path finds depends on the keys: `KeyIndex.recall` measures it
+on a sample of queries.
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ from typing import Any
 import numpy as np
 import torch
 
-#: Largest key count searched exactly by default (benchmarks/routing_scale.py: above it, HNSW at
-#: `HNSW_EF_SEARCH` is several times faster than the flat product at recall@20 >= 0.95).
+#: Largest key count searched exactly by default: the largest size measured at which the flat product still
+#: takes <= 1 ms per query on the 2-core machine (benchmarks/routing_scale.py); above it, on keys with structure,
+#: HNSW at `HNSW_EF_SEARCH` is 5-26x faster at recall@20 >= 0.97 (docs/BENCHMARKS.md).
 EXACT_MAX_KEYS = 100_000
 #: HNSW graph degree and build-time beam (FAISS's efConstruction default): a million keys build in minutes on one core.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 40
 #: Search-time beam (raised to k when k is larger): recall against time.
-HNSW_EF_SEARCH = 64
+HNSW_EF_SEARCH = 128
 
 
 def _faiss() -> Any | None:
@@ -93,6 +96,20 @@ class KeyIndex:
         self._hnsw.hnsw.efSearch = max(self.ef_search, k)
         scores, rows = self._hnsw.search(_float32(queries), k)
         return torch.from_numpy(rows), torch.from_numpy(scores)
+
+    def recall(self, queries: torch.Tensor | np.ndarray, k: int) -> float:
+        """Mean share of each query's exact top-k that `search` returns (1.0 on the exact path).
+
+        Approximate search is only as good as the keys allow: on keys without
+        structure (isotropic) HNSW misses most of the top-k (docs/BENCHMARKS.md),
+        so check real queries against real keys before relying on it.
+        """
+        if self._hnsw is None:
+            return 1.0
+        rows, _ = self.search(queries, k)
+        k = rows.shape[1]
+        exact = _faiss().downcast_index(self._hnsw.storage).search(_float32(_as_tensor(queries)), k)[1]
+        return float(np.mean([len(set(a.tolist()) & set(e.tolist())) / k for a, e in zip(rows.numpy(), exact)]))
 
     def add(self, keys: torch.Tensor | np.ndarray) -> None:
         """Append keys; they get the next row numbers."""

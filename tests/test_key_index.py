@@ -30,7 +30,7 @@ def test_below_the_threshold_search_is_torch_topk_exactly():
     rows, scores = index.search(queries, 7)
     want = (queries @ keys.T).topk(7, dim=-1)
     assert torch.equal(rows, want.indices) and torch.equal(scores, want.values)
-    assert index.nbytes() == 500 * 32 * 4
+    assert index.nbytes() == 500 * 32 * 4 and index.recall(queries, 7) == 1.0
 
 
 def test_numpy_keys_and_a_k_larger_than_the_keys():
@@ -49,7 +49,7 @@ def test_a_low_threshold_forces_hnsw_with_high_recall():
     rows, scores = approx.search(queries, 10)
     exact_rows, exact_scores = KeyIndex(keys, threshold=10_000).search(queries, 10)
     found = np.mean([len(set(a.tolist()) & set(e.tolist())) / 10 for a, e in zip(rows, exact_rows)])
-    assert found >= 0.9
+    assert found >= 0.9 and approx.recall(queries, 10) == pytest.approx(found)
     assert (rows[:, 0] == exact_rows[:, 0]).float().mean() >= 0.95
     # scores are the inner products of the rows returned, best first
     assert torch.allclose(scores, (queries.unsqueeze(1) * keys[rows]).sum(-1), atol=1e-5)
