@@ -218,7 +218,7 @@ def main(argv=None) -> None:
     parser.add_argument("--queries", type=int, default=256)
     parser.add_argument("--batch", type=int, default=32, help="queries per search call")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes over the queries (median)")
-    parser.add_argument("--ef-search", type=lambda s: [int(x) for x in s.split(",")], default=[32, 128])
+    parser.add_argument("--ef-search", type=lambda s: [int(x) for x in s.split(",")], default=[32, 64, 128])
     parser.add_argument("--nprobe", type=lambda s: [int(x) for x in s.split(",")], default=[8, 32])
     parser.add_argument("--threads", type=int, default=1, help="torch and FAISS threads (builds and searches)")
     parser.add_argument("--keys", choices=("lowrank", "isotropic"), default="lowrank", help="simulated key distribution")
