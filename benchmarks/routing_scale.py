@@ -166,9 +166,11 @@ def threshold(rows: list[dict], k: int, budget_ms: float) -> list[str]:
             cheap.append(n)
         good = [r for r in at if r["method"] != "exact" and r[f"recall@{k}"] >= RECALL_TARGET]
         best = min(good, key=lambda r: r["ms_per_query"], default=None)
+        saved = exact - best["ms_per_query"] if best else 0.0
+        payback = f"; its build pays back after {best['build_s'] * 1000 / saved:,.0f} queries" if saved > 0 else ""
         lines.append(f"N={n:,}: exact {exact:.3f} ms/query; " + (
             f"fastest with recall@{k} >= {RECALL_TARGET}: {best['method']} {best['ms_per_query']:.3f} ms/query "
-            f"({exact / best['ms_per_query']:.1f}x faster, recall@{k} {best[f'recall@{k}']:.3f})" if best else
+            f"({exact / best['ms_per_query']:.1f}x faster, recall@{k} {best[f'recall@{k}']:.3f}){payback}" if best else
             f"no approximate setting reaches recall@{k} {RECALL_TARGET}"))
     lines.append(f"exact while it costs <= {budget_ms} ms/query: up to N={max(cheap):,} of the sizes measured" if cheap
                  else f"exact costs more than {budget_ms} ms/query at every size measured")
@@ -230,7 +232,15 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", type=Path, help="write the curves here (PNG)")
     parser.add_argument("--json", type=Path, help="write the rows here")
+    parser.add_argument("--report", type=Path, metavar="JSON",
+                        help="measure nothing: print the summary (and --plot) of rows written earlier with --json")
     args = parser.parse_args(argv)
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        print("\n".join(threshold(saved["rows"], int(saved["args"]["k"]), args.budget_ms)))
+        if args.plot:
+            plot(saved["rows"], int(saved["args"]["k"]), args.plot, saved.get("title", saved["machine"]))
+        return
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {args.threads} thread(s); "
@@ -244,11 +254,12 @@ def main(argv=None) -> None:
     print("\n".join(threshold(rows, args.k, args.budget_ms)))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
+    title = f"simulated {keys} unit-norm keys, dim {args.dim}, k={args.k}, batches of {args.batch}; {machine}"
+    if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "machine": machine,
-                                         "rows": rows}, indent=1))
+                                         "title": title, "rows": rows}, indent=1))
     if args.plot:
-        plot(rows, args.k, args.plot, f"simulated {keys} unit-norm keys, dim {args.dim}, k={args.k}, batches of {args.batch}; "
-                                      f"{machine}")
+        plot(rows, args.k, args.plot, title)
         print(f"plot: {args.plot}")
 
 
