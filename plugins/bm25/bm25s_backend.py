@@ -68,7 +68,7 @@ class Bm25sIndex:
         batch are taken with one `argpartition` and one `argsort` over its
         (queries, corpus) score matrix: the same NumPy kernels, row by row, that
         `BM25.retrieve` calls once per query, without its per-query Python
-        (about 6% of query time on nq_5k; benchmarks/bm25.py).
+        (2-3% of query time on nq_5k; benchmarks/bm25.py, docs/benchmarks/bm25.md).
         """
         ids = self._query_ids(queries)
         k = min(k, self.retriever.scores["num_docs"])
