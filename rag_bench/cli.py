@@ -62,6 +62,9 @@ def default_reader() -> str:
 @click.option("--judges", default="", help="Opt-in judge metrics, comma-separated (e.g. ragas,ragchecker).")
 @click.option("-J", "judge_params", multiple=True, metavar="KEY=VALUE", help="Judge setting (default: the reader's endpoint); repeatable.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Questions per provide/read call.")
+@click.option("--no-overlap", is_flag=True,
+              help="Provide each batch only after the previous one is read (default: the next batch's provide overlaps "
+                   "the reader's calls, on a second thread; results are the same).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
 @click.option("--overwrite", is_flag=True, help="Discard an earlier run of this configuration and start fresh.")
@@ -70,7 +73,7 @@ def default_reader() -> str:
 @click.option("--allow-failures", is_flag=True,
               help=f"Exit 0 even when some questions failed or some judge scores are missing (else exit {EXIT_INCOMPLETE}).")
 def run(provider, task, split, limit, ks, reader_k, provider_params, reader, reader_params, reader_base_url, reader_model, reader_concurrency,
-        judges, judge_params, batch_size, seed, runs_dir, overwrite, max_consecutive_failures, allow_failures):
+        judges, judge_params, batch_size, no_overlap, seed, runs_dir, overwrite, max_consecutive_failures, allow_failures):
     """Score PROVIDER on TASK; re-running the same command resumes where it stopped.
 
     Exit status: 0 when every question was answered and every judge score
@@ -100,6 +103,7 @@ def run(provider, task, split, limit, ks, reader_k, provider_params, reader, rea
         judges=tuple(j.strip() for j in judges.split(",") if j.strip()),
         judge_params=parse_assignments(judge_params),
         batch_size=batch_size,
+        overlap=not no_overlap,
         seed=seed,
         runs_dir=runs_dir,
         overwrite=overwrite,

@@ -31,7 +31,10 @@ class EvidenceProvider(ABC):
        trained on, its base model).
     3. ``provide(questions, k)`` (or ``provide(questions, k, evidence_k=N)``,
        see `provide`) once per batch, returning one `ProvidedEvidence` per
-       question, in order.
+       question, in order. The runner calls it on one worker thread (the same
+       thread for the whole run, never two calls at once), a batch ahead of
+       the reader, so the next batch is provided while this one is read;
+       ``rag-bench run --no-overlap`` calls it on the main thread instead.
     4. ``footprint()`` for the storage the provider needs at query time.
 
     Bump `version` when a change makes cached state in `workdir` invalid.

@@ -20,6 +20,7 @@ from .evaluate import add_judgements, compute_metrics
 from .judging import Judge, Judgement, judge_questions
 from .jsonl import fingerprint, write_json_atomic
 from .locks import exclusive
+from .lookahead import Lookahead
 from .manifest import now, software
 from .metric import RunContext
 from .params import json_ready, parse_params
@@ -58,6 +59,8 @@ class RunConfig:
     overwrite: bool = False
     #: Failed reader or judge calls in a row after which the run stops as `failed` (None or 0: never).
     max_consecutive_failures: int | None = 10
+    #: Provide the next batch while the reader reads this one (False: one after the other). Results are the same.
+    overlap: bool = True
 
 
 def split_reader_spec(spec: str) -> tuple[str, dict[str, str]]:
@@ -288,7 +291,7 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
     reader.preflight()
     for judge in cfg.judges:
         registry().metrics.get(judge).preflight(ctx)
-    session: dict[str, Any] = {"started": now()}
+    session: dict[str, Any] = {"started": now(), "provide_overlaps_read": cfg.overlap}
     prepare_info = prepare_provider(cfg.provider, provider, task)
     session.update(prepare_info)
 
@@ -308,27 +311,28 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
     log = FailureLog(run.error_log_path)
     try:
         with tqdm(total=len(questions), initial=len(questions) - len(todo), desc=f"{cfg.provider} on {task.name}/{split}", unit="q") as bar:
-            for start in range(0, len(todo), cfg.batch_size):
-                batch = todo[start : start + cfg.batch_size]
-                t0 = time.perf_counter()
-                provided = provide_evidence(provider, batch, ks[-1], plan.reader_k)
-                provide_ms = (time.perf_counter() - t0) * 1000 / len(batch)
-                if len(provided) != len(batch):
-                    raise RuntimeError(f"provider {cfg.provider} returned {len(provided)} results for {len(batch)} questions")
-                t1 = time.perf_counter()
-                answers = reader.read(batch, [p.evidence[: plan.reader_k] for p in provided])
-                read_ms = (time.perf_counter() - t1) * 1000 / len(batch)
-                records = [
-                    make_record(q, ev, ans, ev.timings_ms.get("total", provide_ms), ans.info.get("latency_ms", read_ms))
-                    for q, ev, ans in zip(batch, provided, answers)
-                ]
-                run.append_records(records)
-                log.write_records(records)
-                computed += len(batch)
-                bar.update(len(batch))
-                streak = failure_streak(streak, records)
-                if cfg.max_consecutive_failures and streak >= cfg.max_consecutive_failures:
-                    raise RagBenchError(reader_down(cfg, reader, streak, records))
+            batches = [todo[start : start + cfg.batch_size] for start in range(0, len(todo), cfg.batch_size)]
+            # The next batch's provide runs while the reader reads this one; leaving the block waits for it.
+            with Lookahead(lambda batch: provide_evidence(provider, batch, ks[-1], plan.reader_k), batches,
+                           ahead=1 if cfg.overlap else 0, name="rag-bench-provide") as provided_batches:
+                for batch, provided, provide_s in provided_batches:
+                    provide_ms = provide_s * 1000 / len(batch)
+                    if len(provided) != len(batch):
+                        raise RuntimeError(f"provider {cfg.provider} returned {len(provided)} results for {len(batch)} questions")
+                    t1 = time.perf_counter()
+                    answers = reader.read(batch, [p.evidence[: plan.reader_k] for p in provided])
+                    read_ms = (time.perf_counter() - t1) * 1000 / len(batch)
+                    records = [
+                        make_record(q, ev, ans, ev.timings_ms.get("total", provide_ms), ans.info.get("latency_ms", read_ms))
+                        for q, ev, ans in zip(batch, provided, answers)
+                    ]
+                    run.append_records(records)
+                    log.write_records(records)
+                    computed += len(batch)
+                    bar.update(len(batch))
+                    streak = failure_streak(streak, records)
+                    if cfg.max_consecutive_failures and streak >= cfg.max_consecutive_failures:
+                        raise RagBenchError(reader_down(cfg, reader, streak, records))
     except BaseException as exc:
         _stopped(run, manifest, session, exc, provider, reader)
         raise

@@ -33,9 +33,13 @@ class Question:
     meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
-@dataclass
+@dataclass(slots=True)
 class Hit:
-    """A passage a provider ranked for a question; higher score is better."""
+    """A passage a provider ranked for a question; higher score is better.
+
+    Slotted: a provider makes k of these per question, and a retriever's
+    harness cost is mostly making them (benchmarks/bm25.py).
+    """
 
     doc_id: str
     score: float
