@@ -350,3 +350,11 @@ def test_committed_bm25_and_no_retrieval_rows_verify(nq_5k):
                                       "--provider", "bm25", "--provider", "no_retrieval"])
     assert result.exit_code == 0, result.output
     assert "2/2 row(s) reproduced within tolerance" in result.output
+
+
+def test_a_published_command_drops_the_publishers_runs_dir():
+    from rag_bench.leaderboard.publish import portable_command
+
+    assert portable_command(["rag-bench", "run", "--provider", "x", "--runs-dir", "/tmp/r", "-P", "a=1"]) == \
+        ["rag-bench", "run", "--provider", "x", "-P", "a=1"]
+    assert portable_command(["rag-bench", "run", "--runs-dir=/tmp/r"]) == ["rag-bench", "run"]

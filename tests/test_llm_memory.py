@@ -151,7 +151,7 @@ def test_4bit_without_cuda_is_refused():
 
 
 def test_unknown_base_is_refused(slice_200, tmp_path):
-    params = small_params(base=str(tmp_path / "no-such-model"))
+    params = LLMMemoryParams(base=str(tmp_path / "no-such-model"), m_tokens=9, z_dim=32, route_dim=32)
     with pytest.raises(RagBenchError, match="cannot load base"):
         MemorySystem.build(params, slice_200[0][:5])
 

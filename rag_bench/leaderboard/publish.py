@@ -25,6 +25,21 @@ from .variants import differences, same_row
 DECIMALS = 6
 
 
+def portable_command(command: list[str]) -> list[str]:
+    """The recorded command without ``--runs-dir DIR``: where the publisher kept runs is not part of the configuration
+    (`leaderboard verify` adds its own)."""
+    out: list[str] = []
+    skip = False
+    for arg in command:
+        if skip:
+            skip = False
+        elif arg == "--runs-dir":
+            skip = True
+        elif not arg.startswith("--runs-dir="):
+            out.append(arg)
+    return out
+
+
 def result_document(entry: Entry) -> dict:
     """The shareable form of one row (see the module docstring)."""
     qids = sorted({qid for values in entry.scores.values() for qid in values})
@@ -35,7 +50,7 @@ def result_document(entry: Entry) -> dict:
     scores, measurements = split_aggregates(entry.aggregate)
     return {
         "format": FORMAT,
-        "manifest": entry.manifest,
+        "manifest": {**entry.manifest, "command": portable_command(list(entry.manifest.get("command") or []))},
         "metrics": {
             "aggregate": scores,
             "measurements": measurements,
