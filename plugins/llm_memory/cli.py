@@ -72,9 +72,9 @@ def train(task_name, provider_params, out, slice_size):
 
         passages, questions = gold_slice(passages, questions, slice_size)
     _, report = MemorySystem.fit(params, passages, questions, out)
-    from accelerate import PartialState
+    from .train import process_state
 
-    if not PartialState().is_main_process:
+    if not process_state().is_main_process:
         return
     last = report.history[-1] if report.history else {}
     click.echo(f"trained {report.steps} steps in {report.seconds:.0f}s (resumed from {report.resumed_from}); "

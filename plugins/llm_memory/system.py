@@ -19,7 +19,7 @@ from .content_init import init_memory, passage_text
 from .data import build_examples, encode_examples, hard_negatives
 from .model import MemoryModel
 from .tokenizer import TOKENIZER_DIR, build_tokenizer, load_tokenizer, read_token_id, save_tokenizer
-from .train import TrainReport, train
+from .train import TrainReport, process_state, train
 
 #: Settings that change only inference, taken from the caller rather than from a checkpoint.
 RUNTIME_FIELDS = ("max_new_tokens", "repetition_penalty", "threads", "checkpoint")
@@ -71,10 +71,8 @@ class MemorySystem:
         """
         if not passages:
             raise RagBenchError("llm_memory: the corpus is empty; there is nothing to memorise")
-        from accelerate import PartialState
-
         state = folder / TRAIN_STATE
-        distributed = PartialState()
+        distributed = process_state()
         saved_tokenizer = state / TOKENIZER_DIR
         if not saved_tokenizer.is_dir() and distributed.is_main_process:
             save_tokenizer(build_tokenizer(params, [passage_text(p) for p in passages]), state)

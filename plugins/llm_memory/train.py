@@ -104,6 +104,15 @@ def load_state(folder: Path, model, optimizer, scheduler) -> tuple[int, list, di
     return state["step"], state["history"], saved["rng"]
 
 
+def process_state():
+    """This process's place in a launch (accelerate's PartialState), set up for the device it trains on: on a machine
+    without CUDA the processes of ``accelerate launch`` / ``torchrun`` form a CPU (gloo) group only when asked so
+    from the first call on (accelerate 1.x)."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def make_accelerator(params):
     """The accelerate state of a training run: bf16 autocast on GPU, and each process taking its slice of every
     batch (``split_batches``), so that `batch_size` and `max_train_steps` are global."""
