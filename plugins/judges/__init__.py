@@ -19,3 +19,10 @@ quiet_libraries()
 def register_metrics(register):
     register("ragas", RagasJudge())
     register("ragchecker", RagcheckerJudge())
+
+
+@hookimpl
+def register_commands(cli):
+    from .cli import judges
+
+    cli.add_command(judges)

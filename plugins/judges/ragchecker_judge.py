@@ -21,6 +21,12 @@ claims" (none extracted from the answer or the gold answer) or
 "unparseable verdict" (fewer labels than claims; not re-asked, since a
 temperature-0 re-ask gives the same reply). RAGChecker's progress bars and
 loguru messages are switched off.
+
+RAGChecker runs in this process when it imports here (the locked set), else in
+an environment of its own (`rag-bench judges install-ragchecker`, or
+$RAG_BENCH_RAGCHECKER_PYTHON): one worker process per judging pass
+(`ragchecker_worker.py`), whose LLM calls come back here, so the endpoint,
+cache, breaker, usage and failure handling are the same either way.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from rag_bench.judging import Failure, Judgement
 from rag_bench.metric import RunContext
 from rag_bench.types import Question
 
+from .ragchecker_env import ragchecker_python
+from .ragchecker_process import RagcheckerWorker
 from .settings import JudgeParams, JudgeSession, judge_params
 from .shared import EndpointJudge, call_failure, start
 
@@ -45,14 +53,13 @@ _CLAIMS, _ASK = "### Claims:\n", "\n\n\nYour answer should always be only a list
 _LABEL = re.compile(r"\b(Entailment|Neutral|Contradiction)\b", re.IGNORECASE)
 
 
-def _result(record: dict[str, Any], question: Question, params: JudgeParams) -> Any:
-    from ragchecker.container import RAGResult, RetrievedDoc
-
+def _fields(record: dict[str, Any], question: Question, params: JudgeParams) -> dict[str, Any]:
+    """What RAGChecker evaluates for one question (RAGResult's fields; evidence texts as retrieved documents)."""
     hits = record.get("hits") or []
-    docs = [RetrievedDoc(doc_id=hits[i][0] if i < len(hits) else None, text=text)
+    docs = [{"doc_id": hits[i][0] if i < len(hits) else None, "text": text}
             for i, text in enumerate(record["evidence"]) if text.strip()]
-    return RAGResult(query_id=record["qid"], query=question.text, gt_answer=params.reference(question.answers),
-                     response=record["answer"], retrieved_context=docs)
+    return {"query_id": record["qid"], "query": question.text, "gt_answer": params.reference(question.answers),
+            "response": record["answer"], "retrieved_context": docs}
 
 
 def unparseable_verdict(prompt: str, reply: str) -> str | None:
@@ -73,18 +80,6 @@ def _no_claims(result: Any) -> Failure | None:
     return None
 
 
-def _quiet_ragchecker() -> None:
-    """No progress bar per batch of calls and no loguru lines from RAGChecker and refchecker."""
-    from loguru import logger
-    from refchecker.checker import llm_checker
-    from refchecker.extractor import llm_extractor
-
-    logger.disable("ragchecker")
-    logger.disable("refchecker")
-    for module in (llm_checker, llm_extractor):
-        module.tqdm = lambda iterable, *args, **kwargs: iterable
-
-
 class RagcheckerJudge(EndpointJudge):
     """RAGChecker judge metrics per question, through the judges' OpenAI-compatible endpoint."""
 
@@ -97,41 +92,62 @@ class RagcheckerJudge(EndpointJudge):
         with_evidence = any(text.strip() for text in record.get("evidence") or [])
         return tuple(PREFIX + name for name in (ALL if with_evidence else OVERALL))
 
+    def preflight(self, ctx: RunContext) -> None:
+        if ctx.reader_answers:
+            ragchecker_python()  # fails fast, saying how to install RAGChecker, when it is nowhere
+        super().preflight(ctx)
+
     def judge(self, records: Sequence[dict[str, Any]], questions: Sequence[Question], ctx: RunContext) -> list[Judgement]:
         params = judge_params(ctx)
+        python = ragchecker_python()
         start(params)
-        _quiet_ragchecker()
         with JudgeSession(params, ctx.max_consecutive_failures) as session:
+            if python is not None:
+                with RagcheckerWorker(python, params.concurrency) as worker:
+                    return worker.judge_all([self._job(session, params, ctx, r, q) for r, q in zip(records, questions)],
+                                            params.model)
+            from .ragchecker_worker import evaluate, quiet
+
+            quiet()
+
+            def one(job: "_Job") -> Judgement:
+                result, error = evaluate(job.fields, params.model, job.ask)
+                return job.finish(result, error)
+
             with ThreadPoolExecutor(max_workers=params.concurrency, thread_name_prefix="ragchecker") as pool:
-                return list(pool.map(lambda pair: self._one(session, params, ctx, *pair), zip(records, questions)))
+                return list(pool.map(one, [self._job(session, params, ctx, r, q) for r, q in zip(records, questions)]))
 
-    def _one(self, session: JudgeSession, params: JudgeParams, ctx: RunContext, record: dict[str, Any],
-             question: Question) -> Judgement:
-        from ragchecker.container import RAGResults
-        from ragchecker.evaluator import RAGChecker
-        from ragchecker.metrics import all_metrics, overall_metrics
+    def _job(self, session: JudgeSession, params: JudgeParams, ctx: RunContext, record: dict[str, Any],
+             question: Question) -> "_Job":
+        return _Job(session, self.applicable(record, question, ctx), _fields(record, question, params))
 
-        judgement, unreadable = Judgement(), []
-        names = self.applicable(record, question, ctx)
 
-        def ask(prompts: Sequence[str]) -> list[str]:
-            replies = session.complete_many(prompts, judgement.usage)
-            unreadable.extend(filter(None, (unparseable_verdict(p, r) for p, r in zip(prompts, replies))))
-            return replies
+class _Job:
+    """One question's RAGChecker evaluation: its LLM calls (through the session, into its usage) and its judgement."""
 
-        result = _result(record, question, params)
-        checker = RAGChecker(extractor_name=params.model, checker_name=params.model, custom_llm_api_func=ask)
-        error: Exception | None = None
+    def __init__(self, session: JudgeSession, names: tuple[str, ...], fields: dict[str, Any]):
+        self.session, self.names, self.fields = session, names, fields
+        self.judgement = Judgement()
+        self.unreadable: list[str] = []
+        self.call_error: Exception | None = None  # the real exception of a failed call (the worker sees its text)
+
+    def ask(self, prompts: Sequence[str]) -> list[str]:
         try:
-            checker.evaluate(RAGResults(results=[result]), metrics=all_metrics if result.retrieved_context else overall_metrics)
-        except Exception as exc:  # recorded with its question; the others go on
-            error = exc
+            replies = self.session.complete_many(prompts, self.judgement.usage)
+        except Exception as exc:
+            self.call_error = exc
+            raise
+        self.unreadable.extend(filter(None, (unparseable_verdict(p, r) for p, r in zip(prompts, replies))))
+        return replies
+
+    def finish(self, result: Any, error: Exception | None) -> Judgement:
+        """The judgement from RAGChecker's evaluated result and the exception that stopped it (None if none)."""
         failure = _no_claims(result)
         if failure is None and error is not None:
             failure = call_failure(error) or Failure.from_exception(f"error ({type(error).__name__})", error)
-        if failure is None and unreadable:
-            failure = Failure("unparseable verdict", unreadable[0])
+        if failure is None and self.unreadable:
+            failure = Failure("unparseable verdict", self.unreadable[0])
         if failure is not None:
-            return judgement.fail(names, failure)
-        judgement.values = {PREFIX + name: float(value) for name, value in result.metrics.items()}
-        return judgement
+            return self.judgement.fail(self.names, failure)
+        self.judgement.values = {PREFIX + name: float(value) for name, value in result.metrics.items()}
+        return self.judgement

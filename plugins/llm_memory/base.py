@@ -3,6 +3,9 @@ Qwen3 or Llama, or a BERT checkpoint loaded as a decoder), with LoRA or 4-bit QL
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from pathlib import Path
 
 import torch
@@ -26,11 +29,36 @@ def check_environment(params) -> None:
                                 "drop it to train in fp32 on CPU, or run on a GPU machine")
         if not params.use_lora:
             raise RagBenchError("llm_memory: -P quantization=4bit trains LoRA adapters only; drop -P finetune=full")
+        import importlib.util
+
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise RagBenchError("llm_memory: -P quantization=4bit needs bitsandbytes: pip install 'rag-bench[gpu]'")
 
 
 def compute_dtype() -> torch.dtype:
-    """bf16 on GPU, fp32 on CPU."""
+    """The LM's dtype, in training and whenever a memory is loaded: bf16 on GPU, fp32 on CPU. Z, the projection,
+    the routing heads and LoRA adapters are fp32 everywhere (see docs/LLM_MEMORY.md, "Dtypes")."""
     return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+
+
+def compute_device() -> torch.device:
+    """Where this process runs a memory (training, scoring, writing, evaluation): its own GPU when CUDA is present,
+    else the CPU.
+
+    Under a multi-process launch (``accelerate launch``, ``torchrun``) each process is told its GPU by ``LOCAL_RANK``
+    and loads onto ``cuda:LOCAL_RANK``, the device accelerate then trains it on; a single process uses the current
+    CUDA device (``CUDA_VISIBLE_DEVICES`` picks it).
+    """
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    local = os.environ.get("LOCAL_RANK")
+    if local is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    count = torch.cuda.device_count()
+    if not 0 <= int(local) < count:
+        raise RagBenchError(f"llm_memory: this process has LOCAL_RANK={local} but sees {count} CUDA device(s); launch "
+                            f"at most {count} processes per machine, or unset CUDA_VISIBLE_DEVICES")
+    return torch.device("cuda", int(local))
 
 
 def base_path(params) -> str:
@@ -120,7 +148,7 @@ def load_pretrained(params):
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16)
-        kwargs["device_map"] = {"": torch.cuda.current_device()}
+        kwargs["device_map"] = {"": compute_device().index}  # this process's GPU, not every rank's GPU 0
     try:
         config = AutoConfig.from_pretrained(path)
         if config.model_type == "bert":
@@ -132,7 +160,8 @@ def load_pretrained(params):
 
 
 def load_base(params, tokenizer, seed: int):
-    """The base LM with its trainable parts set (LoRA adapters or all weights), on the compute device."""
+    """The base LM with its trainable parts set (LoRA adapters or all weights), on this process's compute device
+    (`compute_device`) in the compute dtype, with gradient checkpointing when the settings ask for it."""
     from transformers import AutoModelForCausalLM
 
     untrained: list[str] = []
@@ -147,8 +176,33 @@ def load_base(params, tokenizer, seed: int):
         lm, untrained = load_pretrained(params)
     if len(tokenizer) > lm.get_input_embeddings().weight.shape[0]:
         lm.resize_token_embeddings(len(tokenizer))
+    if params.quantization != "4bit":  # a 4-bit base is placed by its device_map while it loads
+        lm = lm.to(compute_device())
     lm = add_adapters(lm, params, untrained)
+    if params.use_gradient_checkpointing:
+        enable_checkpointing(lm)
     return lm
+
+
+def enable_checkpointing(lm) -> None:
+    """Gradient checkpointing of every transformer layer: in training, a layer's activations are recomputed in the
+    backward pass instead of kept (non-reentrant, so frozen inputs need no `requires_grad` and RNG state is
+    replayed). Inference (eval mode) is unaffected."""
+    if not lm.supports_gradient_checkpointing:
+        raise RagBenchError(f"llm_memory: base {type(lm).__name__} does not support gradient checkpointing; "
+                            "set -P gradient_checkpointing=false")
+    kwargs = {"use_reentrant": False}
+    if hasattr(lm, "activation_checkpointing_enable"):  # transformers >= 5.24 (the old name warns, gone in v6)
+        lm.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def checkpointing_enabled(lm) -> bool:
+    """Whether gradient (activation) checkpointing is on, under either transformers name."""
+    if hasattr(type(lm), "is_activation_checkpointing"):
+        return lm.is_activation_checkpointing
+    return lm.is_gradient_checkpointing
 
 
 def lora_targets(params, lm) -> tuple[str, ...]:
@@ -164,9 +218,7 @@ def add_adapters(lm, params, untrained: list[str] = ()):
     from peft import LoraConfig, get_peft_model
 
     if params.quantization == "4bit":
-        from peft import prepare_model_for_kbit_training
-
-        lm = prepare_model_for_kbit_training(lm, use_gradient_checkpointing=False)
+        freeze_quantized_base(lm)
     targets = lora_targets(params, lm)
     present = {name.rsplit(".", 1)[-1] for name, _ in lm.named_modules()}
     missing = [t for t in targets if t not in present]
@@ -183,20 +235,86 @@ def add_adapters(lm, params, untrained: list[str] = ()):
     return lm
 
 
-def base_fingerprint(params) -> str | None:
-    """sha256 over the base's config and weight files (None for tiny, which has none), for the memory's provenance."""
+def freeze_quantized_base(lm) -> None:
+    """What QLoRA needs of a 4-bit base before the adapters go in: every base weight frozen.
+
+    peft's `prepare_model_for_kbit_training` would also upcast every weight that
+    is not quantised (embeddings, norms, the head) to fp32: for Qwen3-8B that
+    is a 2.5 GB fp32 head (151,936 x 4,096) that every generated token runs
+    through, and a bf16 copy of it that autocast makes at each training step.
+    They stay in the compute dtype (bf16) instead, which autocast computes them
+    in anyway; the trained parts (LoRA, Z, projection, routing heads) are fp32.
+    """
+    for p in lm.parameters():
+        p.requires_grad_(False)
+
+
+#: What a base's fingerprint covers: its top-level JSON (config) and weight files.
+FINGERPRINTED = (".json", ".safetensors", ".bin")
+#: Fingerprints already computed, by folder and the (name, size, mtime) of its files: an 8B base is 16 GB to hash.
+FINGERPRINT_CACHE = "base-fingerprints.json"
+
+
+def base_folder(params) -> Path | None:
+    """The local folder of the base's files: the path given, the packaged MiniLM, or a hub id's snapshot in the
+    Hugging Face cache (None for tiny, and for a hub id that is not in the cache)."""
     if params.is_tiny:
         return None
-    import hashlib
+    folder = Path(base_path(params)).expanduser()
+    if folder.is_dir():
+        return folder
+    try:
+        from huggingface_hub import snapshot_download
 
-    folder = Path(base_path(params))
-    if not folder.is_dir():
-        return None  # a hub id resolved through the HF cache: its revision is recorded instead, when known
+        return Path(snapshot_download(params.base, local_files_only=True))
+    except (ImportError, OSError, ValueError):  # not cached, not a valid id, or no huggingface_hub
+        return None
+
+
+def folder_revision(folder: Path) -> str | None:
+    """The hub commit of a snapshot folder in the Hugging Face cache (``.../snapshots/<commit>``), else None."""
+    name = folder.resolve().name
+    if folder.resolve().parent.name == "snapshots" and len(name) == 40 and all(c in "0123456789abcdef" for c in name):
+        return name
+    return None
+
+
+def base_fingerprint(params) -> str | None:
+    """sha256 over the base's config and weight files (None for tiny, which has none, and for an uncached hub id),
+    for the memory's provenance. Remembered per folder while its files keep their sizes and modification times."""
+    folder = base_folder(params)
+    if folder is None:
+        return None
+    files = [path for path in sorted(folder.glob("*")) if path.suffix in FINGERPRINTED and path.is_file()]
+    stamp = [[path.name, path.stat().st_size, path.stat().st_mtime_ns] for path in files]
+    from rag_bench.jsonl import write_json_atomic
+    from rag_bench.paths import cache_dir
+
+    cache_file = cache_dir() / FINGERPRINT_CACHE
+    try:
+        known = json.loads(cache_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    key = str(folder.resolve())
+    if known.get(key, {}).get("files") == stamp:
+        return known[key]["sha256"]
     digest = hashlib.sha256()
-    for path in sorted(folder.glob("*")):
-        if path.suffix in (".json", ".safetensors", ".bin") and path.is_file():
-            digest.update(path.name.encode())
-            with path.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
+    for path in files:
+        digest.update(path.name.encode())
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    known[key] = {"files": stamp, "sha256": digest.hexdigest()}
+    try:
+        write_json_atomic(cache_file, known)
+    except OSError:
+        pass  # a read-only cache only costs the next load a re-hash
     return digest.hexdigest()
+
+
+def base_provenance(params) -> dict:
+    """Which public base a memory's LoRA and Z belong to: its id, its hub revision when it came from the Hugging
+    Face cache, and the sha256 of its config and weight files (`base_fingerprint`)."""
+    folder = base_folder(params)
+    return {**base_identity(params), "revision": folder_revision(folder) if folder else None,
+            "fingerprint": base_fingerprint(params)}

@@ -48,18 +48,34 @@ def memory():
 @click.option("-P", "provider_params", multiple=True, metavar="KEY=VALUE", help="llm_memory setting; repeatable.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
               help="Checkpoint folder; an interrupted training there resumes.")
-def train(task_name, provider_params, out):
+@click.option("--slice", "slice_size", type=int, default=0, show_default=True,
+              help="Train on N passages only, the gold passages of the first train questions, and the questions "
+                   "they answer (a quick run; such a memory holds part of the corpus, so `rag-bench run` refuses "
+                   "it). 0: the whole task.")
+def train(task_name, provider_params, out, slice_size):
     """Train a memory on TASK's corpus and train split; use it with `rag-bench run -P checkpoint=OUT`.
 
-    Runs data-parallel under `accelerate launch -m rag_bench.cli memory train ...`.
+    Runs data-parallel under `accelerate launch [--num_processes N] -m rag_bench.cli memory train ...`
+    (GPUs, or CPU processes with `--cpu`); one process writes OUT.
     """
     from rag_bench.task_store import load_task
 
     from .system import MemorySystem
 
     params = settings(provider_params)
+    if slice_size < 0:
+        raise RagBenchError("--slice must be >= 0")
     task = load_task(task_name)
-    _, report = MemorySystem.fit(params, task.corpus, task.split("train") if "train" in task.card.splits else [], out)
+    passages, questions = task.corpus, task.split("train") if "train" in task.card.splits else []
+    if slice_size:
+        from .evaluation import gold_slice
+
+        passages, questions = gold_slice(passages, questions, slice_size)
+    _, report = MemorySystem.fit(params, passages, questions, out)
+    from .train import process_state
+
+    if not process_state().is_main_process:
+        return
     last = report.history[-1] if report.history else {}
     click.echo(f"trained {report.steps} steps in {report.seconds:.0f}s (resumed from {report.resumed_from}); "
                f"final gen_loss {last.get('gen_loss', float('nan')):.3f}, route_loss {last.get('route_loss', float('nan')):.3f} -> {out}")

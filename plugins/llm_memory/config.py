@@ -41,9 +41,13 @@ class LLMMemoryParams:
     LM's trainable weights, `lr_z` to Z, the projection and the routing heads;
     `lr_llm` unset means 1e-3 under LoRA (chosen on the nq_5k dev split:
     the LM must learn to read tokens out of z), 2e-5 for full fine-tuning of
-    a pretrained base, and 1e-3 for tiny. `max_train_steps` counts optimiser steps (0: `epochs` full
-    passes). `checkpoint` loads a saved memory (e.g. one `rag-bench memory add`
+    a pretrained base, and 1e-3 for tiny. `max_train_steps` counts optimiser
+    steps (0: `epochs` full passes) and `batch_size` is the batch of one step,
+    whatever the number of processes training it. `checkpoint` loads a saved memory (e.g. one `rag-bench memory add`
     extended) instead of training; it must hold exactly the task's corpus.
+    `gradient_checkpointing` recomputes each layer's activations in the
+    backward pass instead of keeping them; unset means on for a pretrained
+    base and off for tiny.
     """
 
     base: str = MINILM
@@ -91,6 +95,7 @@ class LLMMemoryParams:
     threads: int = 0
     control_every: int = 1
     checkpoint: str | None = None
+    gradient_checkpointing: bool | None = None
 
     def __post_init__(self):
         positive = ("m_tokens", "z_dim", "route_dim", "batch_size", "grad_accum", "epochs", "max_evidence_tokens",
@@ -150,6 +155,12 @@ class LLMMemoryParams:
     @property
     def use_lora(self) -> bool:
         return self.finetune == "lora" or (self.finetune == "auto" and not self.is_tiny)
+
+    @property
+    def use_gradient_checkpointing(self) -> bool:
+        if self.gradient_checkpointing is not None:
+            return self.gradient_checkpointing
+        return not self.is_tiny
 
     @property
     def llm_lr(self) -> float:

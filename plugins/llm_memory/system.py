@@ -5,21 +5,21 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from rag_bench.errors import RagBenchError
 from rag_bench.types import Passage, Question
 
-from .base import base_fingerprint, base_identity, load_base
+from .base import base_provenance, load_base
 from .checkpoint import CARD, corpus_fingerprint, read_card, read_weights, save_checkpoint, WEIGHTS
 from .config import LLMMemoryParams
 from .content_init import init_memory, passage_text
 from .data import build_examples, encode_examples, hard_negatives
 from .model import MemoryModel
-from .tokenizer import build_tokenizer, load_tokenizer, read_token_id, save_tokenizer
-from .train import TrainReport, train
+from .tokenizer import TOKENIZER_DIR, build_tokenizer, load_tokenizer, read_token_id, save_tokenizer
+from .train import TrainReport, process_state, train
 
 #: Settings that change only inference, taken from the caller rather than from a checkpoint.
 RUNTIME_FIELDS = ("max_new_tokens", "repetition_penalty", "threads", "checkpoint")
@@ -59,29 +59,42 @@ class MemorySystem:
 
     @classmethod
     def fit(cls, params: LLMMemoryParams, passages: Sequence[Passage], questions: Sequence[Question], folder: Path,
-            progress: bool = True, stop_after: int | None = None) -> tuple["MemorySystem", TrainReport]:
-        """Train on indexing examples of `passages` and the `questions` whose gold passage is among them, then save to `folder`."""
+            progress: bool = True, stop_after: int | None = None,
+            on_step: Callable[[int, MemoryModel], None] | None = None) -> tuple["MemorySystem", TrainReport]:
+        """Train on indexing examples of `passages` and the `questions` whose gold passage is among them, then save to `folder`.
+
+        Under a multi-process launch every process trains its share of each
+        batch (see `train`), and only the main process writes: the tokenizer
+        (the others read it back, so all hold the same one), the resumable
+        state and the finished memory. `on_step(step, model)` is called after
+        each optimiser step, in every process (tests and benchmarks).
+        """
         if not passages:
             raise RagBenchError("llm_memory: the corpus is empty; there is nothing to memorise")
         state = folder / TRAIN_STATE
-        tokenizer = load_tokenizer(state) if (state / "tokenizer").is_dir() else None
+        distributed = process_state()
+        saved_tokenizer = state / TOKENIZER_DIR
+        if not saved_tokenizer.is_dir() and distributed.is_main_process:
+            save_tokenizer(build_tokenizer(params, [passage_text(p) for p in passages]), state)
+        distributed.wait_for_everyone()
+        tokenizer = load_tokenizer(state) if saved_tokenizer.is_dir() else None
         system = cls.build(params, passages, tokenizer)
-        save_tokenizer(system.tokenizer, state)
         examples = build_examples(passages, questions, params, params.seed)
         negatives = hard_negatives(passages, examples, params.hard_negatives)
         encoded = encode_examples(system.tokenizer, examples, negatives, params)
-        report = train(system.model, encoded, params, state, system.tokenizer.pad_token_id, stop_after=stop_after, progress=progress)
+        report = train(system.model, encoded, params, state, system.tokenizer.pad_token_id, stop_after=stop_after,
+                       progress=progress, on_step=on_step)
         if report.interrupted:
             return system, report
         system.card = {"train": {"steps": report.steps, "seconds": report.seconds, "resumed_from": report.resumed_from,
                                  "examples": len(encoded), "kinds": _kinds(examples), "history": report.history,
-                                 "splits": sorted({q.split for q in questions})},
+                                 "splits": sorted({q.split for q in questions}), "processes": report.processes,
+                                 "device": report.device, "dtype": str(system.model.lm_dtype).removeprefix("torch.")},
                        "base": base_provenance(params)}
-        from accelerate import PartialState
-
-        if PartialState().is_main_process:  # under `accelerate launch`, one process writes
+        if distributed.is_main_process:  # under `accelerate launch`, one process writes
             system.save(folder)
             shutil.rmtree(state, ignore_errors=True)
+        distributed.wait_for_everyone()
         return system, report
 
     def save(self, folder: Path) -> None:
@@ -107,9 +120,10 @@ class MemorySystem:
         missing = [d for d in card["doc_ids"] if d not in passages_by_id]
         if missing:
             raise RagBenchError(f"llm_memory: checkpoint {folder} holds passages the corpus lacks (e.g. {missing[0]})")
-        check_base(card, params, folder)
         tokenizer = load_tokenizer(folder)
-        model = MemoryModel(load_base(params, tokenizer, params.seed), len(card["doc_ids"]), params)
+        lm = load_base(params, tokenizer, params.seed)  # on this process's device, in the dtype training used there
+        check_base(card, params, folder)  # after loading: a hub base's files are in the cache only then
+        model = MemoryModel(lm, len(card["doc_ids"]), params)
         model.read_token = read_token_id(tokenizer)
         read_weights(model, folder / WEIGHTS)
         model.eval()
@@ -123,17 +137,19 @@ def _kinds(examples) -> dict[str, int]:
     return counts
 
 
-def base_provenance(params: LLMMemoryParams) -> dict:
-    """Which public base a memory's LoRA and Z belong to: its id and a sha256 of its config and weight files."""
-    return {**base_identity(params), "fingerprint": base_fingerprint(params)}
-
-
 def check_base(card: dict, params: LLMMemoryParams, folder: Path) -> None:
-    """Refuse to load a memory onto a base other than the one it was trained on (its weights would not fit)."""
-    saved = (card.get("base") or {}).get("fingerprint")
-    if saved is None:
+    """Refuse to load a memory onto a base other than the one it was trained on: its LoRA adapters, projection and
+    Z were fitted to that base's weights and would not fit another's (memories that record no base are trusted)."""
+    saved = card.get("base") or {}
+    if saved.get("fingerprint") is None and saved.get("revision") is None:
         return
-    current = base_fingerprint(params)
-    if current is not None and current != saved:
-        raise RagBenchError(f"llm_memory: checkpoint {folder} was trained on base {params.base!r} with weights "
-                            f"{saved[:12]}, but that base now has {current[:12]}; load it with the base it was trained on")
+    current = base_provenance(params)
+    for field in ("fingerprint", "revision"):
+        if saved.get(field) is not None and current[field] is not None and saved[field] != current[field]:
+            what = "config and weight files of sha256" if field == "fingerprint" else "hub revision"
+            raise RagBenchError(
+                f"llm_memory: checkpoint {folder} was trained on base {params.base!r} with {what} "
+                f"{saved[field][:12]}, but {params.base!r} here has {current[field][:12]}: the memory's LoRA, "
+                f"projection and Z belong to the other weights. Load it where {params.base!r} is the model it was "
+                f"trained on (e.g. download revision {saved.get('revision') or 'recorded in memory.json'}), or train a "
+                f"memory for this base")
