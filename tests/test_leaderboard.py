@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from rag_bench.cli import cli
 from rag_bench.leaderboard.collect import collect_entries
-from rag_bench.leaderboard.publish import export_results, leaderboard_command
+from rag_bench.leaderboard.publish import export_results, leaderboard_command, portable_command
 from rag_bench.leaderboard.redact import REDACTED, redact, redact_command
 from rag_bench.leaderboard.significance import lower_is_better, paired_bootstrap, ties_with_best
 from rag_bench.leaderboard.site import build_site
@@ -225,7 +225,7 @@ def test_published_results_keep_scores_but_no_dataset_text(runs, tmp_path):
         assert again.records_path is None
         assert again.aggregate == json.loads(json.dumps(entry.aggregate))
         assert again.scores["recall@5"] == pytest.approx(entry.scores["recall@5"])
-        assert again.command == entry.command
+        assert again.command == portable_command(entry.command)  # the publisher's --runs-dir left out
     site = build_site(list(republished.values()), tmp_path / "site", plots=False)
     page = (site.root / "runs" / f"{republished['bm25'].row_id}.html").read_text(encoding="utf-8")
     assert "not published" in page
@@ -353,8 +353,6 @@ def test_committed_bm25_and_no_retrieval_rows_verify(nq_5k):
 
 
 def test_a_published_command_drops_the_publishers_runs_dir():
-    from rag_bench.leaderboard.publish import portable_command
-
     assert portable_command(["rag-bench", "run", "--provider", "x", "--runs-dir", "/tmp/r", "-P", "a=1"]) == \
         ["rag-bench", "run", "--provider", "x", "-P", "a=1"]
     assert portable_command(["rag-bench", "run", "--runs-dir=/tmp/r"]) == ["rag-bench", "run"]
