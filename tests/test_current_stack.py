@@ -122,9 +122,5 @@ def test_llm_memory_calls_nothing_transformers_deprecates(reported):
     assert ours == []
 
 
-@pytest.mark.xfail(Version(__import__("transformers").__version__) >= Version("5.24"), strict=True,
-                   reason="model.run and the generation loop still pass and read `past_key_values` (transformers 5.24 "
-                          "names it `cache`); the change is proposed to the owner of model.py and generation.py. "
-                          "When this passes, drop this mark and the past_key_values filter in .ci/run")
 def test_the_kv_cache_uses_the_current_keyword(reported):
     assert [m for m in reported if any(f in m for f in CACHE_KEYWORD)] == []

@@ -84,7 +84,7 @@ def decode(model, out, mask: torch.Tensor, next_pos: torch.Tensor, limit: int, e
         if bool(finished.all()):
             break
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
-        out = model.run(model.embed(nxt[:, None]), mask, cache=out.past_key_values, positions=next_pos, use_cache=True)
+        out = model.run(model.embed(nxt[:, None]), mask, cache=model.kv_cache(out), positions=next_pos, use_cache=True)
         next_pos = next_pos + 1
         hidden = out.last_hidden_state[:, -1]
     return torch.stack(tokens, 1).cpu().tolist() if tokens else [[] for _ in range(rows)]
@@ -119,7 +119,7 @@ def generate_shared(model, q_ids: torch.Tensor, q_mask: torch.Tensor, z: torch.T
     """
     k = z.shape[0] // q_ids.shape[0]
     out = model.run(model.embed(q_ids), q_mask, use_cache=True)
-    cache = out.past_key_values
+    cache = model.kv_cache(out)
     repeat_rows(cache, k)
     q_mask = q_mask.repeat_interleave(k, 0)
     embeds, positions, next_pos = model.memory_part(q_mask, z.to(q_ids.device))

@@ -9,6 +9,7 @@ scored against keys derived from every z_i) and the generation loss
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -26,6 +27,8 @@ class MemoryModel(nn.Module):
         hidden = lm.get_input_embeddings().weight.shape[1]
         self.lm = lm
         self._parts = lm_parts(lm)  # a tuple, so they are not registered twice as submodules
+        #: The body's KV-cache argument: `cache` from transformers 5.24 (`past_key_values` warns there, gone in 5.40).
+        self.cache_keyword = "cache" if "cache" in inspect.signature(self.body.forward).parameters else "past_key_values"
         self.params = params
         self.m_tokens = params.m_tokens
         #: The token that closes the memory prefix under key+tokens (set from the tokenizer by MemorySystem).
@@ -89,8 +92,12 @@ class MemoryModel(nn.Module):
         if positions is None:
             positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
         return self.body(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
-                         past_key_values=cache, use_cache=use_cache,
+                         **{self.cache_keyword: cache}, use_cache=use_cache,
                          output_hidden_states=self.params.routing_layer >= 0)
+
+    def kv_cache(self, out):
+        """The KV cache a body call returned (`out.cache` from transformers 5.24, `out.past_key_values` before)."""
+        return out.cache if self.cache_keyword == "cache" else out.past_key_values
 
     def routing_states(self, out, length: int) -> torch.Tensor:
         """Hidden states of the first `length` positions (the query) at the routing layer: ``hidden_states[L]`` is
