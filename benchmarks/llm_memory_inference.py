@@ -3,12 +3,14 @@
 One process, the same questions in the same batches for both paths, at the
 reader depth the provider generates for (``--depth``, 5 by default):
 
-* ``reference`` -- routing, then one whole ``[query ; proj(z)]`` prefill per
-  (question, memory) row (`generation.generate_ids`);
-* ``fast``      -- routing, then the query prefilled once and its keys and values
-  shared by the memories it reads (`generation.generate_shared`).
+* ``reference`` -- routing (its own pass over the query), then one whole
+  ``[query ; proj(z)]`` prefill per (question, memory) row and greedy decoding
+  with the repetition penalty over the whole vocabulary (`generation.generate_ids`);
+* ``fast``      -- the provider's path (`generation.route_and_generate`): one pass
+  over the query serves the routing and the generation prefill, its keys and
+  values are shared by the memories it reads, and the penalty touches only the
+  generated ids, in place.
 
-Both use the repetition penalty over generated ids only and greedy decoding.
 The script prints ms/question of each path per thread count, the ratio, and
 whether every generated token id matches. Paths take turns in rotating order
 over `--rounds` rounds (the first untimed), medians reported: the machine may be
@@ -30,26 +32,41 @@ from pathlib import Path
 import torch
 
 from rag_bench.task_store import load_task
-from rag_bench_plugins.llm_memory.generation import encode, generate_ids, generate_shared, route_ids
+from rag_bench_plugins.llm_memory.generation import encode, generate_ids, route_and_decode, route_ids
 from rag_bench_plugins.llm_memory.system import MemorySystem
 
 
-def decode_all(system, queries: list[str], depth: int, batch: int, shared: bool) -> list[list[int]]:
-    """Route and generate for every query in batches; the generated ids, row by row."""
+def decode_all(system, queries: list[str], depth: int, batch: int, fast: bool) -> list:
+    """Route and generate for every query in batches: the top-`depth` positions and the generated ids."""
     model, tok, params = system.model, system.tokenizer, system.params
-    ids: list[list[int]] = []
+    outputs: list = []
     for start in range(0, len(queries), batch):
         chunk = queries[start : start + batch]
-        q_ids, q_mask = encode(model, tok, chunk, params)
-        routed = route_ids(model, q_ids, q_mask, depth)
-        memory = model.z[routed.positions.reshape(-1).to(model.z.device)]
-        if shared:
-            ids += generate_shared(model, q_ids, q_mask, memory, params.max_new_tokens, tok.eos_token_id,
-                                   params.repetition_penalty)
+        if fast:
+            routed, ids, _ = route_and_decode(model, tok, chunk, depth, depth, params)
         else:
+            q_ids, q_mask = encode(model, tok, chunk, params)
+            routed = route_ids(model, q_ids, q_mask, depth)
+            memory = model.z[routed.positions.reshape(-1).to(model.z.device)]
             rows = encode(model, tok, chunk, params, repeat=depth)
-            ids += generate_ids(model, *rows, memory, params.max_new_tokens, tok.eos_token_id, params.repetition_penalty)
-    return ids
+            ids = generate_ids(model, *rows, memory, params.max_new_tokens, tok.eos_token_id, params.repetition_penalty)
+        outputs += [routed.positions.tolist(), ids]
+    return outputs
+
+
+def compare(system, queries: list[str], depth: int, batch: int, rounds: int) -> dict:
+    """Both paths in turns (rotating order, the first round untimed): medians in ms/question, and whether they agree."""
+    times = {"reference": [], "fast": []}
+    outputs = {}
+    for round_ in range(rounds + 1):
+        for name in (["reference", "fast"] if round_ % 2 == 0 else ["fast", "reference"]):
+            start = time.perf_counter()
+            outputs[name] = decode_all(system, queries, depth, batch, fast=name == "fast")
+            if round_:
+                times[name].append((time.perf_counter() - start) * 1000 / len(queries))
+    ref, fast = statistics.median(times["reference"]), statistics.median(times["fast"])
+    return {"batch_size": batch, "reference_ms_per_question": ref, "fast_ms_per_question": fast, "speedup": ref / fast,
+            "identical_tokens": outputs["reference"] == outputs["fast"], "rounds": times}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=128)
     parser.add_argument("--depth", type=int, default=5, help="memories generated from per question (reader depth)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", default="32", help="questions per provide call, comma-separated to compare")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per path (after one untimed)")
     parser.add_argument("--out", type=Path)
@@ -72,23 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     with torch.inference_mode():
         for threads in [int(t) for t in args.threads.split(",")]:
             torch.set_num_threads(threads)
-            times = {"reference": [], "fast": []}
-            outputs = {}
-            for round_ in range(args.rounds + 1):
-                order = ["reference", "fast"] if round_ % 2 == 0 else ["fast", "reference"]
-                for name in order:
-                    start = time.perf_counter()
-                    outputs[name] = decode_all(system, queries, args.depth, args.batch_size, shared=name == "fast")
-                    if round_:
-                        times[name].append((time.perf_counter() - start) * 1000 / len(queries))
-            ref, fast = statistics.median(times["reference"]), statistics.median(times["fast"])
-            same = outputs["reference"] == outputs["fast"]
-            rows.append({"threads": threads, "reference_ms_per_question": ref, "fast_ms_per_question": fast,
-                         "speedup": ref / fast, "identical_tokens": same, "rounds": times})
-            print(f"threads {threads}: reference {ref:.1f} ms/question, fast {fast:.1f} ms/question, "
-                  f"{ref / fast:.2f}x; every token identical: {same}", flush=True)
+            for batch in [int(b) for b in args.batch_size.split(",")]:
+                rows.append(compare(system, queries, args.depth, batch, args.rounds))
+                rows[-1]["threads"] = threads
+                row = rows[-1]
+                print(f"threads {threads}, batch {batch}: reference {row['reference_ms_per_question']:.1f} ms/question, "
+                      f"fast {row['fast_ms_per_question']:.1f} ms/question, {row['speedup']:.2f}x; "
+                      f"every routed position and token identical: {row['identical_tokens']}", flush=True)
     result = {"checkpoint": str(args.checkpoint), "task": args.task, "split": args.split, "questions": len(queries),
-              "depth": args.depth, "batch_size": args.batch_size, "max_new_tokens": system.params.max_new_tokens,
+              "depth": args.depth, "max_new_tokens": system.params.max_new_tokens,
               "base": system.params.base, "machine": platform.platform(), "processor": platform.processor(),
               "rows": rows}
     if args.out:

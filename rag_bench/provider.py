@@ -47,13 +47,21 @@ class EvidenceProvider(ABC):
     #: False for closed-book providers, which can run on a task whose corpus is empty
     #: (a task card with optional corpus sources that are missing, e.g. mirage's doc pool).
     needs_corpus: ClassVar[bool] = True
+    #: Settings that change only `provide` (threads, decoding limits, which questions get controls), not what
+    #: `prepare` builds: they stay in the manifest and the run's id but out of the workdir's cache key, so
+    #: changing one reuses the prepared state.
+    runtime_settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: Any = None):
         self.params = params if params is not None else self.Params()
 
     def settings(self) -> dict[str, Any]:
-        """The resolved settings, JSON-ready; they go into the manifest and the cache key."""
+        """The resolved settings, JSON-ready; they go into the manifest and the run's id."""
         return params_to_dict(self.params)
+
+    def state_settings(self) -> dict[str, Any]:
+        """The settings the prepared state depends on: `settings` less `runtime_settings` (the cache key)."""
+        return {k: v for k, v in self.settings().items() if k not in self.runtime_settings}
 
     @abstractmethod
     def prepare(self, task: "Task", workdir: Path) -> None:

@@ -85,7 +85,7 @@ def provider_workdir(provider_name: str, provider: EvidenceProvider, task: Task)
         {
             "provider": provider_name,
             "provider_version": provider.version,
-            "settings": provider.settings(),
+            "settings": provider.state_settings(),
             "task": task.name,
             "task_version": task.version,
             "task_files": task.files_sha256,
@@ -448,6 +448,7 @@ def _new_manifest(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) -> 
         },
         "provider": {"name": cfg.provider, "version": provider.version, "settings": provider.settings(),
                      "plugin": registry().providers.entries[cfg.provider].plugin,
+                     "runtime_settings": list(provider.runtime_settings),
                      "metadata": provider_metadata(cfg.provider, provider)},
         "reader": {"name": cfg.reader, "settings": reader.settings(), "plugin": registry().readers.entries[cfg.reader].plugin,
                    "runtime_settings": list(reader.runtime_settings)},

@@ -117,13 +117,18 @@ def test_checkpoint_from_another_corpus_is_refused(trained, nq_5k, tmp_path):
         provider.prepare(nq_5k, tmp_path)
 
 
-def test_training_resumes_after_interruption_to_the_same_weights(slice_200, tmp_path):
+def test_training_resumes_after_interruption_to_the_same_weights(slice_200, tmp_path, monkeypatch):
     passages, questions = slice_200
     passages, questions = passages[:30], questions[:30]
     params = small_params(max_train_steps=6, checkpoint_every=2, batch_size=8, warmup_steps=2, tokenizer="corpus")
     straight, _ = MemorySystem.fit(params, passages, questions, tmp_path / "a", progress=False)
     _, cut = MemorySystem.fit(params, passages, questions, tmp_path / "b", progress=False, stop_after=3)
     assert cut.interrupted and not (tmp_path / "b" / "memory.json").exists()
+
+    def initialise_again(*args):
+        raise AssertionError("a resumed training recomputed the content initialisation its checkpoint holds")
+
+    monkeypatch.setattr("rag_bench_plugins.llm_memory.system.init_memory", initialise_again)
     resumed, report = MemorySystem.fit(params, passages, questions, tmp_path / "b", progress=False)
     assert report.resumed_from == 2 and report.steps == 6
     for (name, a), (_, b) in zip(straight.model.named_parameters(), resumed.model.named_parameters()):
@@ -182,3 +187,15 @@ def test_memory_add_command_extends_a_checkpoint(trained, nq_5k, tmp_path):
     assert extended.doc_ids[-1] == "new-1" and extended.model.z.shape[0] == 201
     bad = CliRunner().invoke(cli, ["memory", "add", "--checkpoint", str(tmp_path), "--passages", str(new), "--task", "nq_5k"])
     assert bad.exit_code == 1 and "no checkpoint" in bad.output
+
+
+def test_inference_settings_reuse_the_trained_memory_and_model_settings_do_not(nq_5k):
+    from rag_bench.runner import provider_workdir
+
+    def workdir(settings):
+        return provider_workdir("llm_memory", build_provider("llm_memory", settings), nq_5k)
+
+    default = workdir({})
+    for runtime in ({"threads": "1"}, {"max_new_tokens": "8"}, {"control_every": "4"}, {"exact_routing_max": "0"}):
+        assert workdir(runtime) == default, runtime
+    assert workdir({"m_tokens": "9"}) != default and workdir({"max_train_steps": "10"}) != default

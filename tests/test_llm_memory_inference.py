@@ -1,5 +1,5 @@
-"""The fast inference path decodes exactly what the reference path decodes: the query prefilled once for its k
-memories, and the repetition penalty over generated ids only."""
+"""The fast inference path decodes exactly what the reference path decodes: the query prefilled once, by the
+routing, for its k memories, and the repetition penalty over generated ids only, in place."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import torch
 
 from rag_bench_plugins.llm_memory.config import LLMMemoryParams
 from rag_bench_plugins.llm_memory.evaluation import gold_slice
-from rag_bench_plugins.llm_memory.generation import encode, generate, generate_ids, generate_shared, penalise_repeats
+from rag_bench_plugins.llm_memory.generation import (encode, generate, generate_ids, generate_shared, penalise_repeats,
+                                                     penalise_repeats_dense, key_index, route,
+                                                     route_and_generate)
 from rag_bench_plugins.llm_memory.system import MemorySystem
 
 QUERIES = ["who wrote the novel war and peace", "when did the first world war end", "what is the tallest mountain"]
@@ -39,12 +41,36 @@ def test_shared_prefill_decodes_the_reference_token_ids(system, k):
                                                                         shared_prefill=False)
 
 
+@pytest.mark.parametrize("depth", [1, 3])
+def test_the_providers_path_routes_and_decodes_as_the_reference(system, depth):
+    model, tok, params = system.model, system.tokenizer, system.params
+    routed, texts, seconds = route_and_generate(model, tok, QUERIES, 4, depth, params)
+    reference = route(model, tok, QUERIES, 4, params)
+    assert torch.equal(routed.positions, reference.positions)
+    assert torch.allclose(routed.scores, reference.scores)
+    assert texts == generate(model, tok, QUERIES, reference.positions[:, :depth], params, shared_prefill=False)
+    assert [len(row) for row in texts] == [depth] * len(QUERIES) and seconds > 0
+
+
+def test_routing_through_the_key_index_exact_and_approximate(system):
+    model, tok, params = system.model, system.tokenizer, system.params
+    reference = route(model, tok, QUERIES, 4, params)
+    exact, graph = key_index(model), key_index(model, exact_max=0)
+    assert (exact.method, graph.method) == ("exact", "hnsw")
+    for index in (exact, graph):  # a graph over 12 keys reaches every one of them
+        routed, texts, _ = route_and_generate(model, tok, QUERIES, 4, 2, params, index)
+        assert torch.equal(routed.positions, reference.positions)
+        assert torch.allclose(routed.scores, reference.scores, atol=1e-4)
+        assert texts == generate(model, tok, QUERIES, reference.positions[:, :2], params)
+
+
 def test_penalty_over_generated_ids_equals_the_dense_penalty():
     logits = torch.randn(4, 50, generator=torch.Generator().manual_seed(0))
     generated = torch.tensor([[3, 7, 3], [0, 1, 2], [49, 49, 49], [10, 20, 30]])
     dense = logits.clone()
     seen = torch.zeros_like(logits, dtype=torch.bool).scatter(1, generated, True)
     dense = torch.where(seen, torch.where(dense > 0, dense / 1.3, dense * 1.3), dense)
+    assert torch.equal(penalise_repeats_dense(logits, generated, 1.3), dense)
     assert torch.equal(penalise_repeats(logits, generated, 1.3), dense)
 
 

@@ -20,6 +20,9 @@ POOLING = ("mean", "last")
 #: and mean-pools each, keys from the mean over slots; `key+tokens` puts the passage's pooled hidden state in slot 0
 #: (the routing key) and the embeddings of its first m_tokens - 1 tokens in the other slots.
 LAYOUTS = ("pooled", "key+tokens")
+#: Settings that change only inference, not the trained memory: a checkpoint's own values are replaced by the
+#: caller's, and they stay out of the provider's cache key (changing one reuses the trained memory).
+RUNTIME_FIELDS = ("max_new_tokens", "repetition_penalty", "threads", "checkpoint", "control_every", "exact_routing_max")
 #: What every example asks the LM to generate: `opening` is the routed passage's first max_evidence_tokens tokens
 #: (a target the query cannot supply, only z can); `sentence` is the gold sentences for train questions and the
 #: passage from a span's sentence onwards for spans (targets that start with the query's own words).
@@ -47,7 +50,10 @@ class LLMMemoryParams:
     extended) instead of training; it must hold exactly the task's corpus.
     `gradient_checkpointing` recomputes each layer's activations in the
     backward pass instead of keeping them; unset means on for a pretrained
-    base and off for tiny.
+    base and off for tiny. `exact_routing_max` is the largest memory routed
+    exactly (every key scored); above it routing searches a FAISS HNSW graph
+    over the keys, approximate (unset: `rag_bench.key_index.EXACT_MAX_KEYS`,
+    100,000, chosen by `benchmarks/routing_scale.py`).
     """
 
     base: str = MINILM
@@ -96,6 +102,7 @@ class LLMMemoryParams:
     control_every: int = 1
     checkpoint: str | None = None
     gradient_checkpointing: bool | None = None
+    exact_routing_max: int | None = None
 
     def __post_init__(self):
         positive = ("m_tokens", "z_dim", "route_dim", "batch_size", "grad_accum", "epochs", "max_evidence_tokens",
@@ -114,6 +121,8 @@ class LLMMemoryParams:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+        if self.exact_routing_max is not None and self.exact_routing_max < 0:
+            raise ValueError(f"exact_routing_max must be >= 0, got {self.exact_routing_max}")
         if self.repetition_penalty < 1.0:
             raise ValueError("repetition_penalty must be >= 1 (1 disables it)")
         if self.route_temperature <= 0 or self.lr_z <= 0 or (self.lr_llm is not None and self.lr_llm <= 0):

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from rag_bench.types import Passage
 
@@ -81,7 +82,8 @@ def passage_states(model, tokenizer, texts: Sequence[str]) -> torch.Tensor:
     device = model.z.device
     out = torch.empty(len(encoded), token_table(model).shape[1])
     embed = model.lm.get_input_embeddings()
-    for start in range(0, len(order), STATE_BATCH):
+    starts = range(0, len(order), STATE_BATCH)
+    for start in tqdm(starts, desc="llm_memory passage states", unit="batch", disable=len(starts) < 10):
         rows = [encoded[i] for i in order[start : start + STATE_BATCH]]
         width = max(len(r) for r in rows)
         ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in rows], device=device)

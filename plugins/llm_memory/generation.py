@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from rag_bench.key_index import EXACT_MAX_KEYS, KeyIndex
+
 from .data import encode_queries, pad_left
 
 
@@ -35,6 +37,14 @@ def route_ids(model, q_ids: torch.Tensor, q_mask: torch.Tensor, k: int) -> Route
     return Routed(top.indices.cpu(), top.values.float().cpu(), time.perf_counter() - start)
 
 
+@torch.no_grad()
+def key_index(model, exact_max: int = EXACT_MAX_KEYS) -> KeyIndex:
+    """The routing keys of a trained memory in a `KeyIndex`: searched exactly up to `exact_max` keys (the top-k of
+    every score, as `route`), through FAISS HNSW above (approximate: `KeyIndex.recall` tells how much of the
+    exact top-k it finds)."""
+    return KeyIndex(model.keys().float(), threshold=exact_max)
+
+
 def route(model, tokenizer, queries: list[str], k: int, params) -> Routed:
     start = time.perf_counter()
     routed = route_ids(model, *encode(model, tokenizer, queries, params), k)
@@ -43,12 +53,19 @@ def route(model, tokenizer, queries: list[str], k: int, params) -> Routed:
 
 
 def penalise_repeats(logits: torch.Tensor, generated: torch.Tensor, penalty: float) -> torch.Tensor:
-    """CTRL's repetition penalty on the ids each row has generated so far (tiny models otherwise loop on one word).
+    """CTRL's repetition penalty on the ids each row has generated so far (tiny models otherwise loop on one word),
+    applied in place to `logits` and returned.
 
     Only the generated ids' logits are touched (a gather and a scatter), not the whole vocabulary.
     """
     values = logits.gather(1, generated)
-    return logits.scatter(1, generated, torch.where(values > 0, values / penalty, values * penalty))
+    return logits.scatter_(1, generated, torch.where(values > 0, values / penalty, values * penalty))
+
+
+def penalise_repeats_dense(logits: torch.Tensor, generated: torch.Tensor, penalty: float) -> torch.Tensor:
+    """The same penalty as its definition reads: a mask over the whole vocabulary (the reference decoding)."""
+    seen = torch.zeros_like(logits, dtype=torch.bool).scatter(1, generated, True)
+    return torch.where(seen, torch.where(logits > 0, logits / penalty, logits * penalty), logits)
 
 
 def repeat_rows(cache, times: int) -> None:
@@ -65,24 +82,26 @@ def repeat_rows(cache, times: int) -> None:
 
 @torch.no_grad()
 def decode(model, out, mask: torch.Tensor, next_pos: torch.Tensor, limit: int, eos: int | None,
-           repetition_penalty: float) -> list[list[int]]:
+           repetition_penalty: float, reference: bool = False) -> list[list[int]]:
     """Greedy decoding from a prefilled prefix (`out` holds its cache and last hidden state; `next_pos` the first
-    evidence position of each row), with CTRL's repetition penalty on the ids generated so far."""
+    evidence position of each row), with CTRL's repetition penalty on the ids generated so far: over the whole
+    vocabulary when `reference`, else over the generated ids only, in place (the same values)."""
     rows = mask.shape[0]
+    penalise = penalise_repeats_dense if reference else penalise_repeats
     hidden = out.last_hidden_state[:, -1]
     tokens = []
     finished = torch.zeros(rows, dtype=torch.bool, device=mask.device)
-    for _ in range(limit):
+    for step in range(limit):
         logits = model.logits(hidden)
         if repetition_penalty != 1.0 and tokens:
-            logits = penalise_repeats(logits, torch.stack(tokens, 1), repetition_penalty)
+            logits = penalise(logits, torch.stack(tokens, 1), repetition_penalty)
         nxt = logits.argmax(-1)
         if eos is not None:
             nxt = torch.where(finished, torch.full_like(nxt, eos), nxt)
             finished |= nxt == eos
         tokens.append(nxt)
-        if bool(finished.all()):
-            break
+        if step == limit - 1 or bool(finished.all()):
+            break  # the last token's own forward pass would feed nothing
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
         out = model.run(model.embed(nxt[:, None]), mask, cache=model.kv_cache(out), positions=next_pos, use_cache=True)
         next_pos = next_pos + 1
@@ -93,7 +112,8 @@ def decode(model, out, mask: torch.Tensor, next_pos: torch.Tensor, limit: int, e
 @torch.no_grad()
 def generate_ids(model, q_ids: torch.Tensor, q_mask: torch.Tensor, z: torch.Tensor, limit: int,
                  eos: int | None, repetition_penalty: float = 1.0) -> list[list[int]]:
-    """The reference decoding: one whole ``[query ; proj(z)]`` prefill per row, then greedy decoding.
+    """The reference decoding: one whole ``[query ; proj(z)]`` prefill per row, then greedy decoding with the
+    penalty over the whole vocabulary.
 
     `z` holds one memory (m_tokens, z_dim) per row of `q_ids`: the routed z_i,
     or a control's (zeroed, another passage's). The loop is written out (KV
@@ -103,29 +123,80 @@ def generate_ids(model, q_ids: torch.Tensor, q_mask: torch.Tensor, z: torch.Tens
     """
     embeds, mask, position_ids, next_pos = model.prefix(q_ids, q_mask, z.to(q_ids.device))
     out = model.run(embeds, mask, positions=position_ids, use_cache=True)
-    return decode(model, out, mask, next_pos, limit, eos, repetition_penalty)
+    return decode(model, out, mask, next_pos, limit, eos, repetition_penalty, reference=True)
+
+
+def prefill_queries(model, q_ids: torch.Tensor, q_mask: torch.Tensor):
+    """The body over the queries alone, keeping their KV cache: the routing read and the generation prefill."""
+    return model.run(model.embed(q_ids), q_mask, use_cache=True)
 
 
 @torch.no_grad()
 def generate_shared(model, q_ids: torch.Tensor, q_mask: torch.Tensor, z: torch.Tensor, limit: int,
-                    eos: int | None, repetition_penalty: float = 1.0) -> list[list[int]]:
+                    eos: int | None, repetition_penalty: float = 1.0, prefilled=None) -> list[list[int]]:
     """The same decoding as `generate_ids` with the query prefilled once for all the memories it reads.
 
     `q_ids` has one row per query and `z` k memories per query (rows grouped by
     query). The query comes before z in the sequence, so its keys and values do
     not depend on z: they are computed once and repeated k times, and only
-    ``proj(z) (; read token)`` is prefilled per memory. Same token ids as
-    `generate_ids` (tested).
+    ``proj(z) (; read token)`` is prefilled per memory. `prefilled` is the
+    queries' `prefill_queries` output when routing already ran it (its cache is
+    consumed). Same token ids as `generate_ids` (tested).
     """
     k = z.shape[0] // q_ids.shape[0]
-    out = model.run(model.embed(q_ids), q_mask, use_cache=True)
-    cache = model.kv_cache(out)
+    cache = model.kv_cache(prefilled if prefilled is not None else prefill_queries(model, q_ids, q_mask))
     repeat_rows(cache, k)
     q_mask = q_mask.repeat_interleave(k, 0)
     embeds, positions, next_pos = model.memory_part(q_mask, z.to(q_ids.device))
     mask = torch.cat([q_mask, torch.ones(embeds.shape[:2], dtype=q_mask.dtype, device=q_mask.device)], 1)
     out = model.run(embeds, mask, cache=cache, positions=positions, use_cache=True)
     return decode(model, out, mask, next_pos, limit, eos, repetition_penalty)
+
+
+def texts_of(tokenizer, ids: list[list[int]], k: int) -> list[list[str]]:
+    """Generated ids (k rows per query) as k evidence texts per query, each cut at the first end-of-sequence."""
+    eos = tokenizer.eos_token_id
+    texts = [tokenizer.decode(row[: row.index(eos)] if eos in row else row, skip_special_tokens=True).strip() for row in ids]
+    return [texts[i * k : (i + 1) * k] for i in range(len(texts) // k)]
+
+
+@torch.inference_mode()
+def route_and_decode(model, tokenizer, queries: list[str], k: int, depth: int, params,
+                     index: KeyIndex | None = None) -> tuple[Routed, list[list[int]], float]:
+    """The provider's path: the top-k routing and the generated ids of the top `depth` ranks (depth rows per
+    query), with one forward pass over the queries serving both the routing read and the generation prefill.
+
+    `index` searches the keys (see `key_index`) instead of scoring them all anew. Returns the routing, the ids
+    and the generation's seconds (the routing's are in `Routed.seconds`). With no index or an exact one, the same
+    ranking as `route` and the same ids as `generate_ids` (tested).
+    """
+    start = time.perf_counter()
+    q_ids, q_mask = encode(model, tokenizer, queries, params)
+    out = prefill_queries(model, q_ids, q_mask)
+    pooled = model.pool(model.routing_states(out, q_ids.shape[1]), q_mask)
+    if index is None:
+        top = model.route_scores(pooled).topk(min(k, len(model.z)), dim=-1)
+        positions, scores = top.indices, top.values
+    else:
+        positions, scores = index.search(model.route_queries(pooled), k)
+        scores = scores / model.params.route_temperature
+    routed = Routed(positions.cpu(), scores.float().cpu(), time.perf_counter() - start)
+    start = time.perf_counter()
+    memory = model.z[positions[:, :depth].reshape(-1).to(model.z.device)]
+    ids = generate_shared(model, q_ids, q_mask, memory, params.max_new_tokens, tokenizer.eos_token_id,
+                          params.repetition_penalty, prefilled=out)
+    return routed, ids, time.perf_counter() - start
+
+
+def route_and_generate(model, tokenizer, queries: list[str], k: int, depth: int, params,
+                       index: KeyIndex | None = None) -> tuple[Routed, list[list[str]], float]:
+    """`route_and_decode` with the ids as evidence texts, `min(depth, k)` per query; the seconds after the
+    routing's (generation and detokenising)."""
+    start = time.perf_counter()
+    depth = min(depth, k, len(model.z))
+    routed, ids, _ = route_and_decode(model, tokenizer, queries, k, depth, params, index)
+    texts = texts_of(tokenizer, ids, depth)
+    return routed, texts, time.perf_counter() - start - routed.seconds
 
 
 def generate(model, tokenizer, queries: list[str], positions: torch.Tensor, params, max_new_tokens: int | None = None,
@@ -144,5 +215,4 @@ def generate(model, tokenizer, queries: list[str], positions: torch.Tensor, para
         ids = generate_shared(model, *encode(model, tokenizer, queries, params), memory, limit, eos, params.repetition_penalty)
     else:
         ids = generate_ids(model, *encode(model, tokenizer, queries, params, repeat=k), memory, limit, eos, params.repetition_penalty)
-    texts = [tokenizer.decode(row[: row.index(eos)] if eos in row else row, skip_special_tokens=True).strip() for row in ids]
-    return [texts[i * k : (i + 1) * k] for i in range(len(queries))]
+    return texts_of(tokenizer, ids, k)

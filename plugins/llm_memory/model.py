@@ -75,10 +75,14 @@ class MemoryModel(nn.Module):
         """One unit-norm routing key per z_i."""
         return self.key_of(self.z)
 
+    def route_queries(self, query_hidden: torch.Tensor) -> torch.Tensor:
+        """Unit-norm routing vectors of pooled query states: a query's score against z_i is its inner product with
+        z_i's key, over the temperature."""
+        return F.normalize(self.route_query(query_hidden.float()), dim=-1)
+
     def route_scores(self, query_hidden: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
         """Cosine scores / temperature of each query against every key: (B, N)."""
-        q = F.normalize(self.route_query(query_hidden.float()), dim=-1)
-        return q @ (self.keys() if keys is None else keys).T / self.params.route_temperature
+        return self.route_queries(query_hidden) @ (self.keys() if keys is None else keys).T / self.params.route_temperature
 
     def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The routing read of left-padded queries: mean over real tokens, or the last token."""

@@ -16,8 +16,8 @@ from rag_bench.types import Hit, ProvidedEvidence, Question
 
 from .base import base_identity, check_environment
 from .checkpoint import check_corpus, read_card
-from .config import LLMMemoryParams
-from .generation import generate, route
+from .config import LLMMemoryParams, RUNTIME_FIELDS
+from .generation import generate, key_index, route_and_generate
 from .system import MemorySystem
 
 MEMORY_DIR = "memory"
@@ -58,6 +58,7 @@ class LLMMemoryProvider(EvidenceProvider):
     description = ("LLM-as-memory: learned z_i per passage, routing in the LM, generated evidence, with zeroed/shuffled-z "
                    "controls (-P base=minilm|tiny|HF id)")
     version = "2"
+    runtime_settings = RUNTIME_FIELDS
 
     def __init__(self, params=None):
         super().__init__(params)
@@ -78,18 +79,17 @@ class LLMMemoryProvider(EvidenceProvider):
         self.trained_splits = list(self.system.card.get("train", {}).get("splits", ["train"]))
         self.folder = folder
         self.shuffle = derangement(len(self.system.doc_ids), self.system.params.seed)
+        limit = self.system.params.exact_routing_max
+        self.index = key_index(self.system.model, *([] if limit is None else [limit]))
 
     def provide(self, questions: Sequence[Question], k: int, evidence_k: int | None = None) -> list[ProvidedEvidence]:
         system = self.system
         texts = [q.text for q in questions]
-        routed = route(system.model, system.tokenizer, texts, k, system.params)
-        depth = min(evidence_k or k, routed.positions.shape[1])
-        read = routed.positions[:, :depth]
-        start = time.perf_counter()
-        evidence = generate(system.model, system.tokenizer, texts, read, system.params)
-        gen_ms = (time.perf_counter() - start) * 1000 / len(questions)
+        routed, evidence, gen_s = route_and_generate(system.model, system.tokenizer, texts, k, evidence_k or k,
+                                                     system.params, self.index)
+        gen_ms = gen_s * 1000 / len(questions)
         route_ms = routed.seconds * 1000 / len(questions)
-        controls = self._controls(questions, read)
+        controls = self._controls(questions, routed.positions[:, : len(evidence[0])])
         doc_ids = system.doc_ids
         return [
             ProvidedEvidence(
@@ -103,18 +103,26 @@ class LLMMemoryProvider(EvidenceProvider):
 
     def _controls(self, questions: Sequence[Question], read: torch.Tensor) -> dict[int, dict[str, list[str]]]:
         """Evidence of the chosen questions regenerated with zeroed and with shuffled memories (same routing, depth
-        and decoding); kept out of the latency figures."""
+        and decoding); kept out of the latency figures.
+
+        A zeroed memory is the same at every rank, so it is generated once per question and repeated.
+        """
         rows = [i for i, q in enumerate(questions) if controlled(q.qid, self.system.params.control_every)]
         if not rows:
             return {}
         system = self.system
         model = system.model
         positions = read[rows]
+        depth = positions.shape[1]
         texts = [questions[i].text for i in rows]
         flat = positions.reshape(-1).to(model.z.device)
-        memories = {"zeroed_z": torch.zeros_like(model.z[flat]), "shuffled_z": model.z[self.shuffle.to(model.z.device)[flat]]}
-        generated = {name: generate(model, system.tokenizer, texts, positions, system.params, z=memories[name])
-                     for name in GENERATED_CONTROLS}
+        zeroed = generate(model, system.tokenizer, texts, positions[:, :1], system.params,
+                          z=torch.zeros_like(model.z[flat[::depth]]))
+        generated = {
+            "zeroed_z": [row * depth for row in zeroed],
+            "shuffled_z": generate(model, system.tokenizer, texts, positions, system.params,
+                                   z=model.z[self.shuffle.to(model.z.device)[flat]]),
+        }
         return {row: {name: generated[name][j] for name in GENERATED_CONTROLS} for j, row in enumerate(rows)}
 
     def footprint(self) -> dict[str, int]:
@@ -148,7 +156,9 @@ class LLMMemoryProvider(EvidenceProvider):
             "base_revision": card_base.get("revision") or card_base.get("fingerprint"),
             "finetune": "lora" if params.use_lora else "full",
             "controls_every": params.control_every,
+            "routing_index": self.index.method,
         }
 
     def close(self) -> None:
         self.system = None
+        self.index = None

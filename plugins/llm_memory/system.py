@@ -14,15 +14,13 @@ from rag_bench.types import Passage, Question
 
 from .base import base_provenance, load_base
 from .checkpoint import CARD, corpus_fingerprint, read_card, read_weights, save_checkpoint, WEIGHTS
-from .config import LLMMemoryParams
+from .config import LLMMemoryParams, RUNTIME_FIELDS
 from .content_init import init_memory, passage_text
 from .data import build_examples, encode_examples, hard_negatives
 from .model import MemoryModel
 from .tokenizer import TOKENIZER_DIR, build_tokenizer, load_tokenizer, read_token_id, save_tokenizer
-from .train import TrainReport, process_state, train
+from .train import TrainReport, has_state, process_state, train
 
-#: Settings that change only inference, taken from the caller rather than from a checkpoint.
-RUNTIME_FIELDS = ("max_new_tokens", "repetition_penalty", "threads", "checkpoint")
 TRAIN_STATE = "train_state"
 
 
@@ -46,14 +44,17 @@ class MemorySystem:
         return [p.doc_id for p in self.passages]
 
     @classmethod
-    def build(cls, params: LLMMemoryParams, passages: Sequence[Passage], tokenizer=None) -> "MemorySystem":
-        """An untrained system: base LM, Z initialised from each passage's content."""
+    def build(cls, params: LLMMemoryParams, passages: Sequence[Passage], tokenizer=None,
+              init: bool = True) -> "MemorySystem":
+        """An untrained system: base LM, Z initialised from each passage's content (left unset when not `init`:
+        a resumed training loads every weight that initialisation sets)."""
         set_threads(params)
         texts = [passage_text(p) for p in passages]
         tokenizer = tokenizer or build_tokenizer(params, texts)
         model = MemoryModel(load_base(params, tokenizer, params.seed), len(passages), params)
         model.read_token = read_token_id(tokenizer)
-        init_memory(model, tokenizer, passages, params.seed)
+        if init:
+            init_memory(model, tokenizer, passages, params.seed)
         model.eval()
         return cls(model, tokenizer, params, list(passages), {})
 
@@ -78,7 +79,7 @@ class MemorySystem:
             save_tokenizer(build_tokenizer(params, [passage_text(p) for p in passages]), state)
         distributed.wait_for_everyone()
         tokenizer = load_tokenizer(state) if saved_tokenizer.is_dir() else None
-        system = cls.build(params, passages, tokenizer)
+        system = cls.build(params, passages, tokenizer, init=not has_state(state))
         examples = build_examples(passages, questions, params, params.seed)
         negatives = hard_negatives(passages, examples, params.hard_negatives)
         encoded = encode_examples(system.tokenizer, examples, negatives, params)

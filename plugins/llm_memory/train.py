@@ -91,10 +91,15 @@ def set_rng_state(state) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def has_state(folder: Path) -> bool:
+    """Whether `folder` holds an interrupted training's checkpoint (`train` resumes from it)."""
+    return (folder / STATE).is_file()
+
+
 def load_state(folder: Path, model, optimizer, scheduler) -> tuple[int, list, dict | None]:
     """Step, loss log and random state of the last checkpoint in `folder` (weights, optimiser and scheduler are
     loaded into the objects given); (0, [], None) when there is none."""
-    if not (folder / STATE).is_file():
+    if not has_state(folder):
         return 0, [], None
     state = json.loads((folder / STATE).read_text(encoding="utf-8"))
     read_weights(model, folder / "weights.safetensors")
