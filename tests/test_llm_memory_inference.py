@@ -64,6 +64,14 @@ def test_routing_through_the_key_index_exact_and_approximate(system):
         assert texts == generate(model, tok, QUERIES, reference.positions[:, :2], params)
 
 
+@pytest.mark.parametrize("rows", [1, 7, 160])
+def test_the_blocked_decoding_head_gives_the_heads_own_logits(system, rows):
+    model = system.model
+    hidden = torch.randn(rows, model.lm.get_input_embeddings().weight.shape[1], generator=torch.Generator().manual_seed(rows))
+    with torch.no_grad():
+        assert torch.equal(model.decode_logits(hidden), model.logits(hidden))
+
+
 def test_penalty_over_generated_ids_equals_the_dense_penalty():
     logits = torch.randn(4, 50, generator=torch.Generator().manual_seed(0))
     generated = torch.tensor([[3, 7, 3], [0, 1, 2], [49, 49, 49], [10, 20, 30]])

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -94,6 +95,14 @@ def lm_parts(lm) -> tuple[torch.nn.Module, torch.nn.Module]:
     if family(lm) == "bert":
         return lm.bert, lm.cls
     return lm.get_decoder(), lm.get_output_embeddings()
+
+
+def head_parts(lm) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.nn.Module]:
+    """The head as (what it does before its vocabulary projection, that projection): BERT's prediction head
+    transforms the hidden state first; a decoder LM's head is the projection alone."""
+    if family(lm) == "bert":
+        return lm.cls.predictions.transform, lm.get_output_embeddings()
+    return (lambda hidden: hidden), lm.get_output_embeddings()
 
 
 def tiny_config(params, tokenizer):

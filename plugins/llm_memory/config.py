@@ -50,7 +50,7 @@ class LLMMemoryParams:
     extended) instead of training; it must hold exactly the task's corpus.
     `gradient_checkpointing` recomputes each layer's activations in the
     backward pass instead of keeping them; unset means on for a pretrained
-    base and off for tiny. `exact_routing_max` is the largest memory routed
+    base and off for the two CPU-sized ones (tiny, minilm). `exact_routing_max` is the largest memory routed
     exactly (every key scored); above it routing searches a FAISS HNSW graph
     over the keys, approximate (unset: `rag_bench.key_index.EXACT_MAX_KEYS`,
     100,000, chosen by `benchmarks/routing_scale.py`).
@@ -169,7 +169,9 @@ class LLMMemoryParams:
     def use_gradient_checkpointing(self) -> bool:
         if self.gradient_checkpointing is not None:
             return self.gradient_checkpointing
-        return not self.is_tiny
+        # the two CPU-sized bases keep their activations: recomputing them made a minilm step 1.54x slower
+        # (benchmarks/llm_memory_train_step.py) to save memory this size never runs short of
+        return not (self.is_tiny or self.is_minilm)
 
     @property
     def llm_lr(self) -> float:

@@ -85,14 +85,16 @@ def decode(model, out, mask: torch.Tensor, next_pos: torch.Tensor, limit: int, e
            repetition_penalty: float, reference: bool = False) -> list[list[int]]:
     """Greedy decoding from a prefilled prefix (`out` holds its cache and last hidden state; `next_pos` the first
     evidence position of each row), with CTRL's repetition penalty on the ids generated so far: over the whole
-    vocabulary when `reference`, else over the generated ids only, in place (the same values)."""
+    vocabulary when `reference`, else over the generated ids only, in place, with the head in vocabulary blocks
+    (`MemoryModel.decode_logits`; the same values)."""
     rows = mask.shape[0]
     penalise = penalise_repeats_dense if reference else penalise_repeats
     hidden = out.last_hidden_state[:, -1]
     tokens = []
     finished = torch.zeros(rows, dtype=torch.bool, device=mask.device)
+    head = model.logits if reference else model.decode_logits
     for step in range(limit):
-        logits = model.logits(hidden)
+        logits = head(hidden)
         if repetition_penalty != 1.0 and tokens:
             logits = penalise(logits, torch.stack(tokens, 1), repetition_penalty)
         nxt = logits.argmax(-1)

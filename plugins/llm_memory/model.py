@@ -16,7 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import lm_parts
+from .base import head_parts, lm_parts
+
+#: Vocabulary columns per block of the CPU decoding head (`decode_logits`): measured fastest of 512-4096 here.
+LOGIT_BLOCK = 512
 
 
 class MemoryModel(nn.Module):
@@ -26,7 +29,8 @@ class MemoryModel(nn.Module):
         super().__init__()
         hidden = lm.get_input_embeddings().weight.shape[1]
         self.lm = lm
-        self._parts = lm_parts(lm)  # a tuple, so they are not registered twice as submodules
+        self._parts = lm_parts(lm)  # tuples, so they are not registered twice as submodules
+        self._head_parts = head_parts(lm)
         #: The body's KV-cache argument: `cache` from transformers 5.24 (`past_key_values` warns there, gone in 5.40).
         self.cache_keyword = "cache" if "cache" in inspect.signature(self.body.forward).parameters else "past_key_values"
         self.params = params
@@ -118,6 +122,24 @@ class MemoryModel(nn.Module):
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Vocabulary logits (fp32) of hidden states, through the base's own head."""
         return self.head(hidden).float()
+
+    def decode_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The values of `logits`, with the vocabulary projection of an fp32 head on CPU computed in blocks of
+        `LOGIT_BLOCK` columns.
+
+        A block's weights stay in cache while every row is multiplied by them: 1.4-1.7x faster than one product
+        over the whole vocabulary on this machine's 2 cores, and bit-identical there (each logit is the same dot
+        product; the decoding tests compare token ids with the reference path, which uses `logits`). Elsewhere
+        (CUDA, a quantised or bf16 head) it is `logits`.
+        """
+        before, projection = self._head_parts
+        weight = getattr(projection, "weight", None)
+        if (hidden.device.type != "cpu" or not isinstance(projection, nn.Linear) or weight is None
+                or weight.dtype != torch.float32 or weight.shape[0] <= LOGIT_BLOCK):
+            return self.logits(hidden)
+        x, bias = before(hidden), projection.bias
+        return torch.cat([F.linear(x, weight[lo : lo + LOGIT_BLOCK], None if bias is None else bias[lo : lo + LOGIT_BLOCK])
+                          for lo in range(0, weight.shape[0], LOGIT_BLOCK)], -1)
 
     def query_hidden(self, q_ids: torch.Tensor, q_mask: torch.Tensor) -> torch.Tensor:
         """The pooled hidden state of the queries alone (no memory): the routing read."""
