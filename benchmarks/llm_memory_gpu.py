@@ -197,11 +197,10 @@ def bench_training(system, task, args, device: str) -> dict:
 
 def bench_latency(system, questions, args, batch_size: int, device: str) -> dict:
     """`LLMMemoryProvider.provide` on consecutive batches of test questions at the reader depth."""
-    from rag_bench_plugins.llm_memory.provider import LLMMemoryProvider, derangement
+    from rag_bench_plugins.llm_memory.provider import LLMMemoryProvider
 
     provider = LLMMemoryProvider(system.params)
-    provider.system, provider.trained_splits = system, []
-    provider.shuffle = derangement(len(system.passages), system.params.seed)
+    provider.use(system)
     system.model.eval()
     rows = {"routing_ms": [], "generation_ms": [], "wall_ms": []}
     for rep in range(args.warmup + args.latency_reps):

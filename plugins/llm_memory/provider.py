@@ -69,18 +69,23 @@ class LLMMemoryProvider(EvidenceProvider):
         card = read_card(folder)
         if card is None and self.params.checkpoint:
             raise RagBenchError(f"llm_memory: -P checkpoint={folder} holds no memory checkpoint (memory.json + memory.safetensors)")
-        self.trained_splits = []
         if card is None:
             questions = task.split("train") if "train" in task.card.splits else []
             self.system, _ = MemorySystem.fit(self.params, task.corpus, questions, folder)
         else:
             check_corpus(card, folder, task.corpus, task.name)
             self.system = MemorySystem.load(folder, task.passages_by_id, runtime=self.params)
-        self.trained_splits = list(self.system.card.get("train", {}).get("splits", ["train"]))
         self.folder = folder
-        self.shuffle = derangement(len(self.system.doc_ids), self.system.params.seed)
-        limit = self.system.params.exact_routing_max
-        self.index = key_index(self.system.model, *([] if limit is None else [limit]))
+        self.use(self.system)
+
+    def use(self, system: MemorySystem) -> None:
+        """Answer from `system` (what `prepare` trained or loaded): the controls' derangement of Z and the index
+        of its routing keys are made here."""
+        self.system = system
+        self.trained_splits = list(system.card.get("train", {}).get("splits", ["train"]))
+        self.shuffle = derangement(len(system.doc_ids), system.params.seed)
+        limit = system.params.exact_routing_max
+        self.index = key_index(system.model, *([] if limit is None else [limit]))
 
     def provide(self, questions: Sequence[Question], k: int, evidence_k: int | None = None) -> list[ProvidedEvidence]:
         system = self.system
