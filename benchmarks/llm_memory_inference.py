@@ -32,18 +32,20 @@ from pathlib import Path
 import torch
 
 from rag_bench.task_store import load_task
-from rag_bench_plugins.llm_memory.generation import encode, generate_ids, route_and_decode, route_ids
+from rag_bench_plugins.llm_memory.generation import encode, generate_ids, key_index, route_and_decode, route_ids
 from rag_bench_plugins.llm_memory.system import MemorySystem
 
 
 def decode_all(system, queries: list[str], depth: int, batch: int, fast: bool) -> list:
-    """Route and generate for every query in batches: the top-`depth` positions and the generated ids."""
+    """Route and generate for every query in batches: the top-`depth` positions and the generated ids (the fast
+    path searches the keys indexed once, as the provider does from loading on)."""
     model, tok, params = system.model, system.tokenizer, system.params
+    index = key_index(model) if fast else None
     outputs: list = []
     for start in range(0, len(queries), batch):
         chunk = queries[start : start + batch]
         if fast:
-            routed, ids, _ = route_and_decode(model, tok, chunk, depth, depth, params)
+            routed, ids, _ = route_and_decode(model, tok, chunk, depth, depth, params, index)
         else:
             q_ids, q_mask = encode(model, tok, chunk, params)
             routed = route_ids(model, q_ids, q_mask, depth)

@@ -15,6 +15,7 @@ operators of `--profile-steps` steps of the first variant by self CPU time. Run 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import statistics
@@ -38,16 +39,10 @@ def run_variant(params, passages, questions, steps: int, profile: bool = False):
     examples = build_examples(passages, questions, params, params.seed)
     encoded = encode_examples(system.tokenizer, examples, hard_negatives(passages, examples, params.hard_negatives), params)
     stamps = [time.perf_counter()]
-    with tempfile.TemporaryDirectory() as state:
-        profiler = None
-        if profile:
-            from torch.profiler import ProfilerActivity, profile as torch_profile
-            profiler = torch_profile(activities=[ProfilerActivity.CPU])
-            profiler.__enter__()
+    profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) if profile else None
+    with tempfile.TemporaryDirectory() as state, profiler or contextlib.nullcontext():
         report = train(system.model, encoded, params, Path(state), system.tokenizer.pad_token_id, progress=False,
                        on_step=lambda step, model: stamps.append(time.perf_counter()))
-        if profiler is not None:
-            profiler.__exit__(None, None, None)
     seconds = [b - a for a, b in zip(stamps, stamps[1:])][1:]  # the first step includes setting up the loop
     weights = {n: p.detach().clone() for n, p in system.model.named_parameters() if p.requires_grad}
     return {"seconds": seconds, "history": report.history, "weights": weights, "profiler": profiler}

@@ -38,11 +38,11 @@ def route_ids(model, q_ids: torch.Tensor, q_mask: torch.Tensor, k: int) -> Route
 
 
 @torch.no_grad()
-def key_index(model, exact_max: int = EXACT_MAX_KEYS) -> KeyIndex:
-    """The routing keys of a trained memory in a `KeyIndex`: searched exactly up to `exact_max` keys (the top-k of
-    every score, as `route`), through FAISS HNSW above (approximate: `KeyIndex.recall` tells how much of the
-    exact top-k it finds)."""
-    return KeyIndex(model.keys().float(), threshold=exact_max)
+def key_index(model, exact_max: int | None = None) -> KeyIndex:
+    """The routing keys of a trained memory in a `KeyIndex`: searched exactly up to `exact_max` keys (unset:
+    `EXACT_MAX_KEYS`; the top-k of every score, as `route`), through FAISS HNSW above (approximate:
+    `KeyIndex.recall` tells how much of the exact top-k it finds)."""
+    return KeyIndex(model.keys().float(), threshold=EXACT_MAX_KEYS if exact_max is None else exact_max)
 
 
 def route(model, tokenizer, queries: list[str], k: int, params) -> Routed:
@@ -168,20 +168,16 @@ def route_and_decode(model, tokenizer, queries: list[str], k: int, depth: int, p
     """The provider's path: the top-k routing and the generated ids of the top `depth` ranks (depth rows per
     query), with one forward pass over the queries serving both the routing read and the generation prefill.
 
-    `index` searches the keys (see `key_index`) instead of scoring them all anew. Returns the routing, the ids
-    and the generation's seconds (the routing's are in `Routed.seconds`). With no index or an exact one, the same
-    ranking as `route` and the same ids as `generate_ids` (tested).
+    `index` holds the keys (`key_index`; made anew from Z when not given). Returns the routing, the ids and the
+    generation's seconds (the routing's are in `Routed.seconds`). With an exact index, the same ranking as `route`
+    and the same ids as `generate_ids` (tested).
     """
     start = time.perf_counter()
+    index = key_index(model) if index is None else index
     q_ids, q_mask = encode(model, tokenizer, queries, params)
     out = prefill_queries(model, q_ids, q_mask)
-    pooled = model.pool(model.routing_states(out, q_ids.shape[1]), q_mask)
-    if index is None:
-        top = model.route_scores(pooled).topk(min(k, len(model.z)), dim=-1)
-        positions, scores = top.indices, top.values
-    else:
-        positions, scores = index.search(model.route_queries(pooled), k)
-        scores = scores / model.params.route_temperature
+    positions, scores = index.search(model.route_queries(model.routing_read(out, q_mask)), k)
+    scores = scores / model.params.route_temperature
     routed = Routed(positions.cpu(), scores.float().cpu(), time.perf_counter() - start)
     start = time.perf_counter()
     memory = model.z[positions[:, :depth].reshape(-1).to(model.z.device)]

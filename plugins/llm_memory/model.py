@@ -141,10 +141,14 @@ class MemoryModel(nn.Module):
         return torch.cat([F.linear(x, weight[lo : lo + LOGIT_BLOCK], None if bias is None else bias[lo : lo + LOGIT_BLOCK])
                           for lo in range(0, weight.shape[0], LOGIT_BLOCK)], -1)
 
+    def routing_read(self, out, q_mask: torch.Tensor) -> torch.Tensor:
+        """The routing read from a body call whose sequence starts with the queries (mask `q_mask`): their pooled
+        hidden state at the routing layer."""
+        return self.pool(self.routing_states(out, q_mask.shape[1]), q_mask)
+
     def query_hidden(self, q_ids: torch.Tensor, q_mask: torch.Tensor) -> torch.Tensor:
         """The pooled hidden state of the queries alone (no memory): the routing read."""
-        out = self.run(self.embed(q_ids), q_mask)
-        return self.pool(self.routing_states(out, q_ids.shape[1]), q_mask)
+        return self.routing_read(self.run(self.embed(q_ids), q_mask), q_mask)
 
     # -- training -----------------------------------------------------------
     def evidence_loss(self, hidden: torch.Tensor, e_ids: torch.Tensor, e_mask: torch.Tensor, start: int,
@@ -211,7 +215,7 @@ class MemoryModel(nn.Module):
         hidden = out.last_hidden_state
         start = self.prefix_length(q_ids.shape[1]) - 1
         gen_loss = self.evidence_loss(hidden, e_ids, e_mask.float(), start)
-        scores = self.route_scores(self.pool(self.routing_states(out, q_ids.shape[1]), q_mask))
+        scores = self.route_scores(self.routing_read(out, q_mask))
         route_loss = routing_loss(scores, doc, negatives, self.params.route_negatives)
         balance = balance_loss(scores)
         loss = gen_loss + self.params.route_weight * route_loss + self.params.balance_weight * balance

@@ -84,8 +84,7 @@ class LLMMemoryProvider(EvidenceProvider):
         self.system = system
         self.trained_splits = list(system.card.get("train", {}).get("splits", ["train"]))
         self.shuffle = derangement(len(system.doc_ids), system.params.seed)
-        limit = system.params.exact_routing_max
-        self.index = key_index(system.model, *([] if limit is None else [limit]))
+        self.index = key_index(system.model, system.params.exact_routing_max)
 
     def provide(self, questions: Sequence[Question], k: int, evidence_k: int | None = None) -> list[ProvidedEvidence]:
         system = self.system
