@@ -63,8 +63,9 @@ def default_reader() -> str:
 @click.option("-J", "judge_params", multiple=True, metavar="KEY=VALUE", help="Judge setting (default: the reader's endpoint); repeatable.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Questions per provide/read call.")
 @click.option("--no-overlap", is_flag=True,
-              help="Provide each batch only after the previous one is read (default: the next batch's provide overlaps "
-                   "the reader's calls, on a second thread; results are the same).")
+              help="Provide and read each batch only after the previous one is read (default: the next batch's provide "
+                   "overlaps the reader's calls, on a second thread, and a remote reader gets the next batch's calls "
+                   "queued behind this one's; results are the same).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
 @click.option("--overwrite", is_flag=True, help="Discard an earlier run of this configuration and start fresh.")

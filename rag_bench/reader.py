@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from concurrent.futures import Future
 from typing import Any, ClassVar, Sequence
 
 from .params import NoParams, params_to_dict
@@ -24,6 +25,10 @@ class Reader(ABC):
     #: Settings that change speed or robustness, not answers (e.g. concurrency): recorded
     #: in the manifest but left out of the run's configuration hash, so a resume may change them.
     runtime_settings: ClassVar[tuple[str, ...]] = ()
+    #: True when `submit` returns before the answers are in (calls queued behind the batches already
+    #: submitted): the runner then hands over the next batch before this one is back, so a remote
+    #: endpoint is never idle between batches. False: `submit` reads in the caller's thread.
+    queues_reads: ClassVar[bool] = False
 
     def __init__(self, params: Any = None):
         self.params = params if params is not None else self.Params()
@@ -47,6 +52,17 @@ class Reader(ABC):
     @abstractmethod
     def read(self, questions: Sequence[Question], evidence: Sequence[Sequence[str]]) -> list[ReaderAnswer]:
         """Answer each question from its evidence texts; one `ReaderAnswer` per question, in order."""
+
+    def submit(self, questions: Sequence[Question], evidence: Sequence[Sequence[str]]) -> "Future[list[ReaderAnswer]]":
+        """`read` as a future. The default reads now and returns a finished future; a reader with remote calls
+        (`queues_reads`) queues the batch's calls behind those already submitted, under one concurrency bound,
+        and cancelling the future drops its calls that have not been sent."""
+        future: Future[list[ReaderAnswer]] = Future()
+        try:
+            future.set_result(self.read(questions, evidence))
+        except Exception as exc:  # raised where the caller takes the result, as `read` would
+            future.set_exception(exc)
+        return future
 
     def close(self) -> None:
         """Release connections or models."""

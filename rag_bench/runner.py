@@ -8,6 +8,8 @@ import random
 import resource
 import sys
 import time
+from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -291,7 +293,10 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
     reader.preflight()
     for judge in cfg.judges:
         registry().metrics.get(judge).preflight(ctx)
-    session: dict[str, Any] = {"started": now(), "provide_overlaps_read": cfg.overlap}
+    # A reader that queues its calls (`Reader.queues_reads`) gets the next batch before this one is back, so
+    # its endpoint is not idle between batches; records are still written batch by batch, in question order.
+    reads_ahead = 1 if cfg.overlap and reader.queues_reads else 0
+    session: dict[str, Any] = {"started": now(), "provide_overlaps_read": cfg.overlap, "reads_queued_ahead": reads_ahead}
     prepare_info = prepare_provider(cfg.provider, provider, task)
     session.update(prepare_info)
 
@@ -309,31 +314,53 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
     computed = 0
     streak = 0  # reader failures in a row, in question order
     log = FailureLog(run.error_log_path)
+    # Batches handed to the reader and not yet written: (questions, evidence, provide seconds, answers, sent at).
+    reads: deque[tuple[list[Question], list[Any], float, Future, float]] = deque()
+
+    def write_oldest(bar: tqdm) -> None:
+        nonlocal computed, streak
+        batch, provided, provide_s, future, sent = reads[0]
+        answers = future.result()
+        read_ms = (time.perf_counter() - sent) * 1000 / len(batch)
+        provide_ms = provide_s * 1000 / len(batch)
+        records = [make_record(q, ev, ans, ev.timings_ms.get("total", provide_ms), ans.info.get("latency_ms", read_ms))
+                   for q, ev, ans in zip(batch, provided, answers)]
+        run.append_records(records)
+        reads.popleft()
+        log.write_records(records)
+        computed += len(batch)
+        bar.update(len(batch))
+        streak = failure_streak(streak, records)
+        if cfg.max_consecutive_failures and streak >= cfg.max_consecutive_failures:
+            raise RagBenchError(reader_down(cfg, reader, streak, records))
+
     try:
         with tqdm(total=len(questions), initial=len(questions) - len(todo), desc=f"{cfg.provider} on {task.name}/{split}", unit="q") as bar:
             batches = [todo[start : start + cfg.batch_size] for start in range(0, len(todo), cfg.batch_size)]
             # The next batch's provide runs while the reader reads this one; leaving the block waits for it.
             with Lookahead(lambda batch: provide_evidence(provider, batch, ks[-1], plan.reader_k), batches,
                            ahead=1 if cfg.overlap else 0, name="rag-bench-provide") as provided_batches:
-                for batch, provided, provide_s in provided_batches:
-                    provide_ms = provide_s * 1000 / len(batch)
+                provided_iter = iter(provided_batches)
+                while True:
+                    try:
+                        batch, provided, provide_s = next(provided_iter)
+                    except StopIteration:
+                        break
+                    except Exception:
+                        while reads:  # a failed provide keeps the answers of the batch already being read
+                            write_oldest(bar)
+                        raise
                     if len(provided) != len(batch):
                         raise RuntimeError(f"provider {cfg.provider} returned {len(provided)} results for {len(batch)} questions")
-                    t1 = time.perf_counter()
-                    answers = reader.read(batch, [p.evidence[: plan.reader_k] for p in provided])
-                    read_ms = (time.perf_counter() - t1) * 1000 / len(batch)
-                    records = [
-                        make_record(q, ev, ans, ev.timings_ms.get("total", provide_ms), ans.info.get("latency_ms", read_ms))
-                        for q, ev, ans in zip(batch, provided, answers)
-                    ]
-                    run.append_records(records)
-                    log.write_records(records)
-                    computed += len(batch)
-                    bar.update(len(batch))
-                    streak = failure_streak(streak, records)
-                    if cfg.max_consecutive_failures and streak >= cfg.max_consecutive_failures:
-                        raise RagBenchError(reader_down(cfg, reader, streak, records))
+                    sent = time.perf_counter()
+                    reads.append((batch, provided, provide_s, reader.submit(batch, [p.evidence[: plan.reader_k] for p in provided]), sent))
+                    while len(reads) > reads_ahead:
+                        write_oldest(bar)
+                while reads:
+                    write_oldest(bar)
     except BaseException as exc:
+        for *_, future, _sent in reads:
+            future.cancel()  # a stopped run sends none of its unwritten batches' queued calls
         _stopped(run, manifest, session, exc, provider, reader)
         raise
     try:

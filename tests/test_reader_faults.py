@@ -103,7 +103,8 @@ def test_failed_call_is_a_failed_record_and_is_retried_on_resume(server, tmp_pat
 
 def test_a_reader_endpoint_that_goes_away_stops_the_run_and_a_rerun_resumes(server, tmp_path):
     server.add_fault(drop=True, after=2, times=None)  # answers two questions, then drops every connection
-    cfg = dict(limit=6, batch_size=2, max_consecutive_failures=2, reader_params={"max_retries": "0"})
+    # --no-overlap: no batch is sent before the one ahead of it is back
+    cfg = dict(limit=6, batch_size=2, max_consecutive_failures=2, overlap=False, reader_params={"max_retries": "0"})
     with pytest.raises(RagBenchError, match=rf"the reader endpoint {server.url} failed 2 questions in a row .*resume"):
         execute(reader_config(server, tmp_path, **cfg))
     (run,) = [p.parent for p in tmp_path.rglob("manifest.json")]
@@ -117,6 +118,20 @@ def test_a_reader_endpoint_that_goes_away_stops_the_run_and_a_rerun_resumes(serv
     server.clear_faults()
     resumed = execute(reader_config(server, tmp_path, **cfg))
     assert resumed.computed == 4 and resumed.manifest["status"] == "complete"
+
+
+def test_an_endpoint_that_goes_away_under_overlapped_batches_gets_at_most_the_bound_more_calls(server, tmp_path):
+    # Overlapped (the default), the next batch's calls queue behind this one's; once the breaker opens, none
+    # still queued is sent, and the batch not yet written is asked again on resume.
+    server.add_fault(drop=True, after=2, times=None)
+    cfg = dict(limit=6, batch_size=2, max_consecutive_failures=2, reader_params={"max_retries": "0", "concurrency": "2"})
+    with pytest.raises(RagBenchError, match="failed 2 questions in a row"):
+        execute(reader_config(server, tmp_path, **cfg))
+    records = next(tmp_path.rglob("records.jsonl")).read_text().splitlines()
+    assert [json.loads(line)["status"] for line in records] == ["ok", "ok", "failed", "failed"]
+    assert 4 <= server.completions <= 4 + 2 - 1  # at most concurrency - 1 calls beyond the breaker's limit
+    server.clear_faults()
+    assert execute(reader_config(server, tmp_path, **cfg)).computed == 4
 
 
 def test_a_timing_out_endpoint_fails_the_queued_calls_without_waiting(server, tmp_path):

@@ -125,6 +125,18 @@ def test_concurrency_bounds_calls_in_flight(questions, tmp_path, monkeypatch):
         assert slow.max_in_flight == 3
 
 
+@pytest.mark.parametrize("overlap, most_in_flight", [(True, 3), (False, 2)])
+def test_the_next_batch_is_sent_while_this_one_is_read_under_one_bound(questions, tmp_path, monkeypatch, overlap, most_in_flight):
+    # Batches of 2 under a bound of 3: only the next batch's calls can fill the third slot.
+    with ChatServer(latency_s=0.3) as slow:
+        monkeypatch.setenv("OPENAI_API_KEY", slow.api_key)
+        result = execute(reader_config(slow, tmp_path, limit=6, batch_size=2, overlap=overlap,
+                                       reader_params={"concurrency": "3", "cache": "false"}))
+        assert slow.max_in_flight == most_in_flight and slow.completions == 6
+    records = [json.loads(line) for line in (result.path / "records.jsonl").read_text().splitlines()]
+    assert [r["qid"] for r in records] == [q.qid for q in questions[:6]] and {r["status"] for r in records} == {"ok"}
+
+
 def test_prompt_file_overrides_the_template(server, tmp_path):
     custom = tmp_path / "prompt.txt"
     custom.write_text("CUSTOM PROMPT\n{evidence}\nQ: {question}\nA:", encoding="utf-8")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
@@ -33,21 +35,28 @@ class OpenAIReaderParams(EndpointParams):
 
 
 class OpenAIReader(Reader):
-    """Reads each question with one chat completion (temperature 0), `concurrency` at a time."""
+    """Reads each question with one chat completion (temperature 0), `concurrency` at a time.
+
+    The calls run on an event loop in a thread of the reader's own, and every batch submitted waits at the
+    same gate: the next batch's calls start as this one's finish, with never more than `concurrency` in flight.
+    """
 
     Params = OpenAIReaderParams
     description = "OpenAI-compatible chat endpoint (ChatGPT, vLLM, Ollama, llama.cpp server)"
     #: Settings that change how fast or how robustly answers come, not which answers.
     runtime_settings: ClassVar[tuple[str, ...]] = ("concurrency", "timeout_s", "max_retries", "cache", "check_model",
                                                    "price_input_per_1m", "price_output_per_1m")
+    queues_reads: ClassVar[bool] = True
 
     def __init__(self, params: Any = None):
         super().__init__(params)
         p = self.params
         self.template = load_template(p.prompt_file)
         self.endpoint = p.endpoint()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: Any = None  # openai.AsyncOpenAI, made on the first read
+        self._loop: asyncio.AbstractEventLoop | None = None  # running in `_thread` from the first submit
+        self._thread: threading.Thread | None = None
+        self._client: Any = None  # openai.AsyncOpenAI, bound to that loop
+        self._gate: asyncio.Semaphore | None = None  # made in the loop: the bound on calls in flight
         self.breaker = CircuitBreaker(f"reader endpoint {self.endpoint.base_url}", None)
 
     def settings(self) -> dict[str, Any]:
@@ -60,15 +69,21 @@ class OpenAIReader(Reader):
         preflight(self.endpoint, "reader", "-R", check_model=self.params.check_model)
 
     def read(self, questions: Sequence[Question], evidence: Sequence[Sequence[str]]) -> list[ReaderAnswer]:
+        return self.submit(questions, evidence).result()
+
+    def submit(self, questions: Sequence[Question], evidence: Sequence[Sequence[str]]) -> "Future[list[ReaderAnswer]]":
         if self._loop is None:
             # One loop for the reader's lifetime: the client's connection pool is bound to it.
             self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=self._loop.run_forever, name="rag-bench-reader", daemon=True)
+            self._thread.start()
             self._client = async_client(self.endpoint, self.params.concurrency)
-        return self._loop.run_until_complete(self._read_all(questions, evidence))
+        return asyncio.run_coroutine_threadsafe(self._read_all(questions, evidence), self._loop)
 
     async def _read_all(self, questions: Sequence[Question], evidence: Sequence[Sequence[str]]) -> list[ReaderAnswer]:
-        gate = asyncio.Semaphore(self.params.concurrency)
-        return list(await asyncio.gather(*(self._read_one(gate, q, ev) for q, ev in zip(questions, evidence))))
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.params.concurrency)  # first come, first served: batches in order
+        return list(await asyncio.gather(*(self._read_one(self._gate, q, ev) for q, ev in zip(questions, evidence))))
 
     async def _read_one(self, gate: asyncio.Semaphore, question: Question, evidence: Sequence[str]) -> ReaderAnswer:
         import openai
@@ -107,7 +122,9 @@ class OpenAIReader(Reader):
             return
         try:
             if self._client is not None:
-                self._loop.run_until_complete(self._client.close())
+                asyncio.run_coroutine_threadsafe(self._client.close(), self._loop).result()
         finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
             self._loop.close()
-            self._loop, self._client = None, None
+            self._loop, self._thread, self._client, self._gate = None, None, None, None
