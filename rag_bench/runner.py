@@ -317,6 +317,12 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
     # Batches handed to the reader and not yet written: (questions, evidence, provide seconds, answers, sent at).
     reads: deque[tuple[list[Question], list[Any], float, Future, float]] = deque()
 
+    def provide(batch: list[Question]) -> list[Any]:
+        provided = provide_evidence(provider, batch, ks[-1], plan.reader_k)
+        if len(provided) != len(batch):
+            raise RuntimeError(f"provider {cfg.provider} returned {len(provided)} results for {len(batch)} questions")
+        return provided
+
     def write_oldest(bar: tqdm) -> None:
         nonlocal computed, streak
         batch, provided, provide_s, future, sent = reads[0]
@@ -338,8 +344,7 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
         with tqdm(total=len(questions), initial=len(questions) - len(todo), desc=f"{cfg.provider} on {task.name}/{split}", unit="q") as bar:
             batches = [todo[start : start + cfg.batch_size] for start in range(0, len(todo), cfg.batch_size)]
             # The next batch's provide runs while the reader reads this one; leaving the block waits for it.
-            with Lookahead(lambda batch: provide_evidence(provider, batch, ks[-1], plan.reader_k), batches,
-                           ahead=1 if cfg.overlap else 0, name="rag-bench-provide") as provided_batches:
+            with Lookahead(provide, batches, ahead=1 if cfg.overlap else 0, name="rag-bench-provide") as provided_batches:
                 provided_iter = iter(provided_batches)
                 while True:
                     try:
@@ -347,11 +352,9 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
                     except StopIteration:
                         break
                     except Exception:
-                        while reads:  # a failed provide keeps the answers of the batch already being read
+                        while reads:  # a failed (or short) provide keeps the answers of the batch already being read
                             write_oldest(bar)
                         raise
-                    if len(provided) != len(batch):
-                        raise RuntimeError(f"provider {cfg.provider} returned {len(provided)} results for {len(batch)} questions")
                     sent = time.perf_counter()
                     reads.append((batch, provided, provide_s, reader.submit(batch, [p.evidence[: plan.reader_k] for p in provided]), sent))
                     while len(reads) > reads_ahead:
