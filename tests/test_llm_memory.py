@@ -110,6 +110,23 @@ def test_provider_loads_checkpoint_routes_and_generates(trained, slice_200, nq_5
     assert set(footprint) == {"memory_table", "projection_and_heads", "finetuned_lm"}
 
 
+def test_provider_generates_from_an_int8_copy_routes_as_before_and_counts_the_trained_weights(trained, slice_200, nq_5k, tmp_path):
+    _, _, folder = trained
+    passages, questions = slice_200
+    settings = {"checkpoint": str(folder), "max_new_tokens": "6"}
+    exact = build_provider("llm_memory", settings)
+    int8 = build_provider("llm_memory", {**settings, "inference_quantization": "int8"})
+    for provider in (exact, int8):
+        provider.prepare(slice_task(nq_5k, passages, questions), tmp_path)
+    assert exact.generating is exact.system.model and int8.generating is not int8.system.model
+    assert not any(type(m) is torch.nn.Linear for m in int8.generating.lm.modules())
+    out, reference = int8.provide(questions[:3], 4), exact.provide(questions[:3], 4)
+    assert [len(o.evidence) for o in out] == [4, 4, 4] and all("controls" in o.info for o in out)
+    assert [o.hits for o in out] == [o.hits for o in reference]  # routing stays with the trained fp32 model
+    assert int8.footprint() == exact.footprint()
+    assert int8.settings()["inference_quantization"] == "int8" != exact.settings()["inference_quantization"]
+
+
 def test_checkpoint_from_another_corpus_is_refused(trained, nq_5k, tmp_path):
     _, _, folder = trained
     provider = build_provider("llm_memory", {"checkpoint": str(folder)})
@@ -143,6 +160,7 @@ def test_training_resumes_after_interruption_to_the_same_weights(slice_200, tmp_
     ({"tiny_hidden": "64", "base": "tiny"}, "cannot act with tokenizer=minilm-warm"),
     ({"tiny_hidden": "64"}, "sizes only the tiny decoder"),
     ({"route_pool": "last", "route_layer": "0"}, "same for every query"),
+    ({"inference_quantization": "int4"}, "inference_quantization must be one of none, int8"),
 ])
 def test_bad_settings_give_clear_errors(setting, message):
     with pytest.raises(RagBenchError, match=message):
@@ -196,6 +214,7 @@ def test_inference_settings_reuse_the_trained_memory_and_model_settings_do_not(n
         return provider_workdir("llm_memory", build_provider("llm_memory", settings), nq_5k)
 
     default = workdir({})
-    for runtime in ({"threads": "1"}, {"max_new_tokens": "8"}, {"control_every": "4"}, {"exact_routing_max": "0"}):
+    for runtime in ({"threads": "1"}, {"max_new_tokens": "8"}, {"control_every": "4"}, {"exact_routing_max": "0"},
+                    {"inference_quantization": "int8"}):
         assert workdir(runtime) == default, runtime
     assert workdir({"m_tokens": "9"}) != default and workdir({"max_train_steps": "10"}) != default

@@ -14,6 +14,7 @@ from rag_bench_plugins.llm_memory.config import LLMMemoryParams
 from rag_bench_plugins.llm_memory.evaluation import gold_slice
 from rag_bench_plugins.llm_memory.generation import generate
 from rag_bench_plugins.llm_memory.provider import controlled, derangement
+from rag_bench_plugins.llm_memory.quantized import int8_inference_copy
 from rag_bench_plugins.llm_memory.system import MemorySystem
 
 #: The minilm profile at a size that trains in well under a minute: 8 token slots, 8-token openings.
@@ -55,6 +56,21 @@ def test_evidence_from_the_routed_z_beats_shuffled_and_zeroed_z(memorised):
     for control in ("shuffled", "zeroed"):
         low = paired_bootstrap_low(scores["true"] - scores[control])
         assert low > 0.2, (control, scores["true"].mean(), scores[control].mean())
+
+
+def test_the_int8_inference_copy_still_generates_from_z_and_leaves_the_trained_model_alone(memorised):
+    system, _ = memorised
+    trained = {name: value.clone() for name, value in system.model.state_dict().items()}
+    model, tok, params = int8_inference_copy(system.model), system.tokenizer, system.params
+    assert not any(type(m) is torch.nn.Linear for m in model.lm.modules())
+    queries = [p.title for p in system.passages]
+    openings = [" ".join(p.text.split()[:6]) for p in system.passages]
+    own = torch.arange(len(queries))[:, None]
+    true = np.array([rouge_l(t[0], o) for t, o in zip(generate(model, tok, queries, own, params), openings)])
+    shuffled = generate(model, tok, queries, own, params, z=model.z[derangement(len(queries), 0)])
+    assert true.mean() > 0.5
+    assert paired_bootstrap_low(true - np.array([rouge_l(t[0], o) for t, o in zip(shuffled, openings)])) > 0.2
+    assert all(torch.equal(value, trained[name]) for name, value in system.model.state_dict().items())
 
 
 def test_derangement_moves_every_memory_and_is_seeded():

@@ -22,7 +22,8 @@ POOLING = ("mean", "last")
 LAYOUTS = ("pooled", "key+tokens")
 #: Settings that change only inference, not the trained memory: a checkpoint's own values are replaced by the
 #: caller's, and they stay out of the provider's cache key (changing one reuses the trained memory).
-RUNTIME_FIELDS = ("max_new_tokens", "repetition_penalty", "threads", "checkpoint", "control_every", "exact_routing_max")
+RUNTIME_FIELDS = ("max_new_tokens", "repetition_penalty", "threads", "checkpoint", "control_every", "exact_routing_max",
+                  "inference_quantization")
 #: What every example asks the LM to generate: `opening` is the routed passage's first max_evidence_tokens tokens
 #: (a target the query cannot supply, only z can); `sentence` is the gold sentences for train questions and the
 #: passage from a span's sentence onwards for spans (targets that start with the query's own words).
@@ -53,7 +54,9 @@ class LLMMemoryParams:
     base and off for the two CPU-sized ones (tiny, minilm). `exact_routing_max` is the largest memory routed
     exactly (every key scored); above it routing searches a FAISS HNSW graph
     over the keys, approximate (unset: `rag_bench.key_index.EXACT_MAX_KEYS`,
-    100,000, chosen by `benchmarks/routing_scale.py`).
+    100,000, chosen by `benchmarks/routing_scale.py`). `inference_quantization=int8` answers from a copy of the
+    trained model whose LM linear layers are int8 (CPU, fbgemm: faster, not the same tokens; the controls read
+    the same copy); ``none`` decodes the trained fp32 weights.
     """
 
     base: str = MINILM
@@ -103,6 +106,7 @@ class LLMMemoryParams:
     checkpoint: str | None = None
     gradient_checkpointing: bool | None = None
     exact_routing_max: int | None = None
+    inference_quantization: str = "none"
 
     def __post_init__(self):
         positive = ("m_tokens", "z_dim", "route_dim", "batch_size", "grad_accum", "epochs", "max_evidence_tokens",
@@ -117,7 +121,7 @@ class LLMMemoryParams:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         choices = {"quantization": ("none", "4bit"), "finetune": ("auto", "lora", "full"), "tokenizer": TOKENIZERS,
                    "route_negatives": NEGATIVES, "route_pool": POOLING, "z_layout": LAYOUTS,
-                   "evidence_target": TARGETS}
+                   "evidence_target": TARGETS, "inference_quantization": ("none", "int8")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")

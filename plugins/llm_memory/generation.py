@@ -164,13 +164,15 @@ def texts_of(tokenizer, ids: list[list[int]], k: int) -> list[list[str]]:
 
 @torch.inference_mode()
 def route_and_decode(model, tokenizer, queries: list[str], k: int, depth: int, params,
-                     index: KeyIndex | None = None) -> tuple[Routed, list[list[int]], float]:
+                     index: KeyIndex | None = None, decoder=None) -> tuple[Routed, list[list[int]], float]:
     """The provider's path: the top-k routing and the generated ids of the top `depth` ranks (depth rows per
     query), with one forward pass over the queries serving both the routing read and the generation prefill.
 
-    `index` holds the keys (`key_index`; made anew from Z when not given). Returns the routing, the ids and the
-    generation's seconds (the routing's are in `Routed.seconds`). With an exact index, the same ranking as `route`
-    and the same ids as `generate_ids` (tested).
+    `index` holds the keys (`key_index`; made anew from Z when not given). `decoder` (e.g. the int8 inference
+    copy, `quantized.int8_inference_copy`) generates from `model`'s query prefill, so the routing stays
+    `model`'s. Returns the routing, the ids and the generation's seconds (the routing's are in `Routed.seconds`).
+    With an exact index and no other decoder, the same ranking as `route` and the same ids as `generate_ids`
+    (tested).
     """
     start = time.perf_counter()
     index = key_index(model) if index is None else index
@@ -181,18 +183,18 @@ def route_and_decode(model, tokenizer, queries: list[str], k: int, depth: int, p
     routed = Routed(positions.cpu(), scores.float().cpu(), time.perf_counter() - start)
     start = time.perf_counter()
     memory = model.z[positions[:, :depth].reshape(-1).to(model.z.device)]
-    ids = generate_shared(model, q_ids, q_mask, memory, params.max_new_tokens, tokenizer.eos_token_id,
+    ids = generate_shared(decoder or model, q_ids, q_mask, memory, params.max_new_tokens, tokenizer.eos_token_id,
                           params.repetition_penalty, prefilled=out)
     return routed, ids, time.perf_counter() - start
 
 
 def route_and_generate(model, tokenizer, queries: list[str], k: int, depth: int, params,
-                       index: KeyIndex | None = None) -> tuple[Routed, list[list[str]], float]:
+                       index: KeyIndex | None = None, decoder=None) -> tuple[Routed, list[list[str]], float]:
     """`route_and_decode` with the ids as evidence texts, `min(depth, k)` per query; the seconds after the
     routing's (generation and detokenising)."""
     start = time.perf_counter()
     depth = min(depth, k, len(model.z))
-    routed, ids, _ = route_and_decode(model, tokenizer, queries, k, depth, params, index)
+    routed, ids, _ = route_and_decode(model, tokenizer, queries, k, depth, params, index, decoder)
     texts = texts_of(tokenizer, ids, depth)
     return routed, texts, time.perf_counter() - start - routed.seconds
 

@@ -18,6 +18,7 @@ from .base import base_identity, check_environment
 from .checkpoint import check_corpus, read_card
 from .config import LLMMemoryParams, RUNTIME_FIELDS
 from .generation import generate, key_index, route_and_generate
+from .quantized import int8_inference_copy
 from .system import MemorySystem
 
 MEMORY_DIR = "memory"
@@ -84,13 +85,17 @@ class LLMMemoryProvider(EvidenceProvider):
         self.system = system
         self.trained_splits = list(system.card.get("train", {}).get("splits", ["train"]))
         self.shuffle = derangement(len(system.doc_ids), system.params.seed)
+        #: The model that generates: the trained one, or its int8 copy (routing stays with the trained model; the
+        #: footprint counts the trained weights).
+        self.generating = (int8_inference_copy(system.model) if system.params.inference_quantization == "int8"
+                           else system.model)
         self.index = key_index(system.model, system.params.exact_routing_max)
 
     def provide(self, questions: Sequence[Question], k: int, evidence_k: int | None = None) -> list[ProvidedEvidence]:
         system = self.system
         texts = [q.text for q in questions]
         routed, evidence, gen_s = route_and_generate(system.model, system.tokenizer, texts, k, evidence_k or k,
-                                                     system.params, self.index)
+                                                     system.params, self.index, self.generating)
         gen_ms = gen_s * 1000 / len(questions)
         route_ms = routed.seconds * 1000 / len(questions)
         controls = self._controls(questions, routed.positions[:, : len(evidence[0])])
@@ -115,7 +120,7 @@ class LLMMemoryProvider(EvidenceProvider):
         if not rows:
             return {}
         system = self.system
-        model = system.model
+        model = self.generating
         positions = read[rows]
         depth = positions.shape[1]
         texts = [questions[i].text for i in rows]
@@ -164,5 +169,5 @@ class LLMMemoryProvider(EvidenceProvider):
         }
 
     def close(self) -> None:
-        self.system = None
+        self.system = self.generating = None
         self.index = None
