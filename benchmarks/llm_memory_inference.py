@@ -16,9 +16,9 @@ reader depth the provider generates for (``--depth``, 5 by default):
 
 The script prints ms/question of each path per thread count, the ratio to the
 reference, whether every routed position and generated token id of the fast
-path matches, and how often int8 agrees. Paths take turns in rotating order over `--rounds` rounds (the first
-untimed), medians reported: the machine may be shared, so the ratio, measured
-side by side, is the figure to read.
+path matches, and how often int8 agrees. Paths take turns in rotating order
+over `--rounds` rounds (the first untimed), medians reported: the machine may
+be shared, so the ratio, measured side by side, is the figure to read.
 
     python benchmarks/llm_memory_inference.py --checkpoint ~/.cache/rag-bench/providers/llm_memory/nq_5k-v1-*/memory \
         --task nq_5k --split test --limit 128 --threads 1,2

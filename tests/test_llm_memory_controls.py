@@ -62,7 +62,7 @@ def test_the_int8_inference_copy_still_generates_from_z_and_leaves_the_trained_m
     system, _ = memorised
     trained = {name: value.clone() for name, value in system.model.state_dict().items()}
     model, tok, params = int8_inference_copy(system.model), system.tokenizer, system.params
-    assert not any(type(m) is torch.nn.Linear for m in model.lm.modules())
+    assert not any(type(m) is torch.nn.Linear for m in model.lm.modules()) and model.z is system.model.z
     queries = [p.title for p in system.passages]
     openings = [" ".join(p.text.split()[:6]) for p in system.passages]
     own = torch.arange(len(queries))[:, None]

@@ -29,8 +29,7 @@ class MemoryModel(nn.Module):
         super().__init__()
         hidden = lm.get_input_embeddings().weight.shape[1]
         self.lm = lm
-        self._parts = lm_parts(lm)  # tuples, so they are not registered twice as submodules
-        self._head_parts = head_parts(lm)
+        self.find_parts()
         #: The body's KV-cache argument: `cache` from transformers 5.24 (`past_key_values` warns there, gone in 5.40).
         self.cache_keyword = "cache" if "cache" in inspect.signature(self.body.forward).parameters else "past_key_values"
         self.params = params
@@ -46,6 +45,12 @@ class MemoryModel(nn.Module):
         self.route_query.to(device)
         self.route_key.to(device)
         self.z.data = self.z.data.to(device)
+
+    def find_parts(self) -> None:
+        """Read the body and head out of `self.lm` (again after its modules were replaced in place, as the int8
+        inference copy does); kept in tuples, so they are not registered twice as submodules."""
+        self._parts = lm_parts(self.lm)
+        self._head_parts = head_parts(self.lm)
 
     # -- pieces -------------------------------------------------------------
     @property

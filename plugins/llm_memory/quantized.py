@@ -21,13 +21,12 @@ from torch import nn
 
 from rag_bench.errors import RagBenchError
 
-from .base import head_parts, lm_parts
 from .model import MemoryModel
 
 
 def int8_inference_copy(model: MemoryModel) -> MemoryModel:
-    """A copy of `model` for CPU inference with the LM's linear layers in int8; `model` itself is left as it is
-    (its footprint and checkpoint are the trained fp32 weights)."""
+    """A copy of `model` for CPU inference with the LM's linear layers in int8, sharing `model`'s Z; `model`
+    itself is left as it is (its footprint and checkpoint are the trained fp32 weights)."""
     if model.z.device.type != "cpu":
         raise RagBenchError("llm_memory: inference_quantization=int8 runs on CPU (fbgemm); on a GPU use "
                             "quantization=4bit, or inference_quantization=none")
@@ -36,7 +35,7 @@ def int8_inference_copy(model: MemoryModel) -> MemoryModel:
         raise RagBenchError(f"llm_memory: torch {torch.__version__} has no eager int8 dynamic quantization with a CPU "
                             "engine (fbgemm, x86 or onednn) for inference_quantization=int8; use "
                             "inference_quantization=none, or torch 2.13 (constraints-lock.txt)")
-    quantised = copy.deepcopy(model)
+    quantised = copy.deepcopy(model, memo={id(model.z): model.z})  # Z is shared: only read at inference
     lm = quantised.lm
     merge_lora(lm)
     lm.eval()
@@ -44,9 +43,7 @@ def int8_inference_copy(model: MemoryModel) -> MemoryModel:
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch.ao")
         warnings.filterwarnings("ignore", message="torch.quantize_per_tensor", category=UserWarning)
         quantize_dynamic(lm, {nn.Linear}, dtype=torch.qint8, inplace=True)
-    quantised.lm = lm
-    quantised._parts = lm_parts(lm)
-    quantised._head_parts = head_parts(lm)
+    quantised.find_parts()
     return quantised.eval()
 
 
