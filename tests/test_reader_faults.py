@@ -120,10 +120,14 @@ def test_a_reader_endpoint_that_goes_away_stops_the_run_and_a_rerun_resumes(serv
     assert resumed.computed == 4 and resumed.manifest["status"] == "complete"
 
 
-def test_an_endpoint_that_goes_away_under_overlapped_batches_gets_at_most_the_bound_more_calls(server, tmp_path):
+def test_an_endpoint_that_goes_away_under_overlapped_batches_gets_at_most_the_bound_more_calls(server, tmp_path, nq_5k):
     # Overlapped (the default), the next batch's calls queue behind this one's; once the breaker opens, none
     # still queued is sent, and the batch not yet written is asked again on resume.
-    server.add_fault(drop=True, after=2, times=None)
+    # The outage is keyed on the question, not on arrival order: with two calls in flight the second question's
+    # request can reach the server after the third's. The slow drop lets the first batch's answers come back
+    # before any failure, so a late success cannot reset the breaker's count.
+    first_batch = [q.text for q in nq_5k.split("test")[:2]]
+    server.add_fault(drop=True, delay_s=0.3, times=None, match=lambda text: not any(q in text for q in first_batch))
     cfg = dict(limit=6, batch_size=2, max_consecutive_failures=2, reader_params={"max_retries": "0", "concurrency": "2"})
     with pytest.raises(RagBenchError, match="failed 2 questions in a row"):
         execute(reader_config(server, tmp_path, **cfg))
