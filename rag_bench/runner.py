@@ -340,6 +340,7 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
         if cfg.max_consecutive_failures and streak >= cfg.max_consecutive_failures:
             raise RagBenchError(reader_down(cfg, reader, streak, records))
 
+    loop_started = time.perf_counter()
     try:
         with tqdm(total=len(questions), initial=len(questions) - len(todo), desc=f"{cfg.provider} on {task.name}/{split}", unit="q") as bar:
             batches = [todo[start : start + cfg.batch_size] for start in range(0, len(todo), cfg.batch_size)]
@@ -364,8 +365,12 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
     except BaseException as exc:
         for *_, future, _sent in reads:
             future.cancel()  # a stopped run sends none of its unwritten batches' queued calls
+        session["question_loop_s"] = round(time.perf_counter() - loop_started, 3)
         _stopped(run, manifest, session, exc, provider, reader)
         raise
+    # The loop alone (first provide to last record written), without setup, metrics or judges: what the
+    # reader's concurrency bounds.
+    session["question_loop_s"] = round(time.perf_counter() - loop_started, 3)
     try:
         result = _finish(cfg, plan, run, manifest, session, ctx, log)
     except BaseException as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import datetime
 
 import pytest
 
@@ -134,7 +135,11 @@ def test_provide_of_the_next_batch_starts_before_this_batch_is_read(plugin, nq_5
     assert len(LOG.provide_threads) == 1 and threading.get_ident() not in LOG.provide_threads  # one worker thread
     assert events[-1] == "provider closed"
     assert [r["qid"] for r in records(result)] == [q.qid for q in nq_5k.split("test")[:LIMIT]]
-    assert result.manifest["status"] == "complete" and result.manifest["sessions"][-1]["provide_overlaps_read"]
+    session = result.manifest["sessions"][-1]
+    assert result.manifest["status"] == "complete" and session["provide_overlaps_read"]
+    # The question loop's own wall time, within the session's (whose stamps are whole seconds)
+    span = (datetime.fromisoformat(session["ended"]) - datetime.fromisoformat(session["started"])).total_seconds()
+    assert 0 < session["question_loop_s"] <= span + 1
 
 
 def test_without_overlap_provide_and_read_alternate_and_the_records_are_the_same(plugin, nq_5k, tmp_path):
