@@ -40,7 +40,8 @@ def int8_inference_copy(model: MemoryModel) -> MemoryModel:
     merge_lora(lm)
     lm.eval()
     with warnings.catch_warnings():  # torch 2.13's notices that eager quantization moves to torchao: it works here
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch.ao")
+        # (matched by message: the notice is attributed to this caller, not to torch.ao)
+        warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message="torch.quantize_per_tensor", category=UserWarning)
         quantize_dynamic(lm, {nn.Linear}, dtype=torch.qint8, inplace=True)
     quantised.find_parts()
