@@ -5,8 +5,8 @@ query's pass (routing and the shared prefill), the memory part of the prefix
 per (question, memory) row, one body step per generated token but the last,
 and the head (its transform and the whole vocabulary projection, which an
 exact argmax needs) per generated token. This script reads those shapes off
-the default base (`from_pretrained`, no LoRA: merged adapters have the base's
-shapes, unmerged ones add work), takes the padded query lengths of the task's
+the default base (`from_pretrained`; LoRA's adapter layers left out: merged
+they add no product, unmerged they add work), takes the padded query lengths of the task's
 questions in the runner's batches, and times each product with fp32 inputs of
 its real size, the vocabulary in the provider's blocks (`LOGIT_BLOCK`).
 
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rag_bench.task_store import load_task
-from rag_bench_plugins.llm_memory.base import head_parts, lm_parts, load_base, load_pretrained
+from rag_bench_plugins.llm_memory.base import head_parts, load_base
 from rag_bench_plugins.llm_memory.config import LLMMemoryParams
 from rag_bench_plugins.llm_memory.data import encode_queries
 from rag_bench_plugins.llm_memory.generation import key_index, route_and_decode
@@ -46,8 +46,9 @@ from rag_bench_plugins.llm_memory.tokenizer import build_tokenizer, read_token_i
 
 
 def linear_shapes(module: nn.Module) -> list[tuple[int, int]]:
-    """(in, out) of every nn.Linear under `module`, in order."""
-    return [(m.in_features, m.out_features) for m in module.modules() if isinstance(m, nn.Linear)]
+    """(in, out) of every nn.Linear of the base under `module`, in order (peft's LoRA adapter layers left out)."""
+    return [(m.in_features, m.out_features) for name, m in module.named_modules()
+            if isinstance(m, nn.Linear) and "lora_" not in name]
 
 
 def product_ms(rows: int, shape: tuple[int, int], repeats: int, block: int | None = None) -> float:
@@ -89,13 +90,17 @@ def floor(body: list[tuple[int, int]], transform: list[tuple[int, int]], vocabul
     return result
 
 
-def path_ms(params, tokenizer, passages: int, queries: list[str], batch: int, depth: int, rounds: int) -> float:
-    """Median ms/question of the provider's path (`route_and_decode`) over `queries` in batches, on a memory of
-    `passages` random z with the base and untrained LoRA adapters."""
+def untrained_memory(params, tokenizer, passages: int) -> MemoryModel:
+    """The provider's model on the base with untrained LoRA adapters and `passages` random z."""
     model = MemoryModel(load_base(params, tokenizer, params.seed), passages, params)
     model.read_token = read_token_id(tokenizer)
     model.z.data.normal_()
-    model.eval()
+    return model.eval()
+
+
+def path_ms(model: MemoryModel, tokenizer, queries: list[str], batch: int, depth: int, rounds: int) -> float:
+    """Median ms/question of the provider's path (`route_and_decode`) over `queries` in batches."""
+    params = model.params
     index = key_index(model)
     times = []
     for i in range(rounds + 1):
@@ -126,25 +131,22 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     params = LLMMemoryParams()
-    lm, _ = load_pretrained(params)
+    task = load_task(args.task)
     tokenizer = build_tokenizer(params, [])
-    body, _ = lm_parts(lm)
-    before, projection = head_parts(lm)
+    model = untrained_memory(params, tokenizer, len(task.passages_by_id))
+    before, projection = head_parts(model.lm)
     transform = linear_shapes(before) if isinstance(before, nn.Module) else []
     vocabulary = (projection.in_features, projection.out_features)
-    task = load_task(args.task)
     queries = [q.text for q in task.split(args.split)[: args.limit]]
     queries = queries[: len(queries) // args.batch_size * args.batch_size]  # whole batches: rows per batch are fixed
     if not queries:
         parser.error(f"--limit {args.limit} holds no whole batch of {args.batch_size} {args.split} questions")
     lengths = [max(len(r) for r in encode_queries(tokenizer, queries[i : i + args.batch_size], params.max_query_tokens))
                for i in range(0, len(queries), args.batch_size)]
-    m_slots = params.m_tokens + int(params.z_layout == "key+tokens")
     with torch.inference_mode():
-        parts = floor(linear_shapes(body), transform, vocabulary, lengths, args.batch_size, args.depth, m_slots,
-                      params.max_new_tokens, args.repeats)
-        path = (path_ms(params, tokenizer, len(task.passages_by_id), queries, args.batch_size, args.depth,
-                        args.path_rounds) if args.path_rounds else None)
+        parts = floor(linear_shapes(model.body), transform, vocabulary, lengths, args.batch_size, args.depth,
+                      model.prefix_length(0), params.max_new_tokens, args.repeats)
+        path = path_ms(model, tokenizer, queries, args.batch_size, args.depth, args.path_rounds) if args.path_rounds else None
     total_ms = sum(p["ms_per_question"] for p in parts.values())
     total_gmacs = sum(p["macs_per_question"] for p in parts.values()) / 1e9
     for name, part in parts.items():
