@@ -88,6 +88,21 @@ def test_redaction_hides_secret_settings_arguments_and_environment_values(monkey
         "rag-bench", "run", "-R", f"api_key={REDACTED}", "--token", REDACTED, "--reader", "openai"]
 
 
+def test_redaction_keeps_token_counts_and_the_tokenizer_but_hides_tokens(monkeypatch):
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM_NOTE", "a long harmless value")
+    manifest = {"provider": {"settings": {"max_new_tokens": 16, "m_tokens": 17, "tokenizer": "minilm",
+                                          "hf_token": "hf_abcdefgh", "accessToken": "xyz"}},
+                "judge_usage": {"ragas": {"prompt_tokens": 120, "completion_tokens": 30}}}
+    clean = redact(manifest)
+    settings = clean["provider"]["settings"]
+    assert (settings["max_new_tokens"], settings["m_tokens"], settings["tokenizer"]) == (16, 17, "minilm")
+    assert clean["judge_usage"]["ragas"] == {"prompt_tokens": 120, "completion_tokens": 30}
+    assert settings["hf_token"] == REDACTED and settings["accessToken"] == REDACTED
+    assert redact({"note": "a long harmless value"}) == {"note": "a long harmless value"}  # not a secret's variable
+    assert redact_command(["rag-bench", "run", "-P", "max_new_tokens=8", "-R", "auth_token=abc"]) == [
+        "rag-bench", "run", "-P", "max_new_tokens=8", "-R", f"auth_token={REDACTED}"]
+
+
 # --- collecting and building --------------------------------------------------------------
 
 

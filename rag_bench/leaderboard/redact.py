@@ -13,7 +13,10 @@ import re
 from typing import Any
 
 REDACTED = "[redacted]"
-SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|passw(or)?d|authori[sz]ation|credential|cookie)", re.I)
+#: Keys (and environment variables) whose values are secrets. ``token`` counts only where no letter follows it
+#: (``hf_token``, ``HF_TOKEN``, ``accessToken``, ``--token``): ``max_new_tokens``, ``prompt_tokens`` and
+#: ``tokenizer`` are settings and usage counts a reader of the result needs.
+SECRET_KEY = re.compile(r"(api[_-]?key|token(?![a-z])|secret|passw(or)?d|authori[sz]ation|credential|cookie)", re.I)
 # Local paths say nothing about a result and expose the machine's layout.
 DROPPED_KEYS = {"workdir"}
 
