@@ -33,6 +33,7 @@ from lm_eval.api.registry import register_model
 
 from .errors import RagBenchError
 from .provider import provide_evidence
+from .reader import checked_answers
 from .runner import build_provider, build_reader, prepare_provider, split_reader_spec
 from .task_store import load_task
 from .types import Question
@@ -108,9 +109,9 @@ class RagBenchLM(LM):
             prompts = [(req.args[0], req.args[1] if len(req.args) > 1 else {}) for req in batch]
             retrieval = [Question(qid=f"lm-eval-{start + i}", text=self._query(ctx, req.doc), answers=(), split="lm_eval")
                          for i, ((ctx, _), req) in enumerate(zip(prompts, batch))]
-            evidence = provide_evidence(self.provider, retrieval, self.k, evidence_k=self.k)
+            evidence = provide_evidence(self.provider, retrieval, self.k, evidence_k=self.k, name=self.provider_name)
             questions = [Question(qid=q.qid, text=ctx, answers=(), split="lm_eval") for q, (ctx, _) in zip(retrieval, prompts)]
-            answers = self.reader.read(questions, [list(e.evidence)[: self.k] for e in evidence])
+            answers = checked_answers(self.reader, questions, self.reader.read(questions, [list(e.evidence)[: self.k] for e in evidence]))
             for answer, (_, gen_kwargs) in zip(answers, prompts):
                 if answer.error:
                     print(f"rag_bench lm-eval model: reader error: {answer.error}", file=sys.stderr)

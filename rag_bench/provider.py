@@ -155,8 +155,14 @@ def accepts_evidence_k(provider: EvidenceProvider) -> bool:
 
 
 def provide_evidence(provider: EvidenceProvider, questions: Sequence[Question], k: int,
-                     evidence_k: int | None) -> list[ProvidedEvidence]:
-    """Call `provide` with `evidence_k` where the provider declares it, else with the old two arguments."""
+                     evidence_k: int | None, name: str = "") -> list[ProvidedEvidence]:
+    """Call `provide` with `evidence_k` where the provider declares it, else with the old two arguments; one
+    result per question or a RuntimeError naming the provider (`name`, else its class), never a silent shortfall."""
     if evidence_k is not None and accepts_evidence_k(provider):
-        return provider.provide(questions, k, evidence_k=evidence_k)
-    return provider.provide(questions, k)
+        provided = provider.provide(questions, k, evidence_k=evidence_k)
+    else:
+        provided = provider.provide(questions, k)
+    if len(provided) != len(questions):
+        raise RuntimeError(f"provider {name or type(provider).__name__} returned {len(provided)} results for "
+                           f"{len(questions)} questions")
+    return provided

@@ -37,6 +37,10 @@ class Reader(ABC):
         """Settings recorded in the manifest; override to drop secrets."""
         return params_to_dict(self.params)
 
+    def answer_settings(self) -> dict[str, Any]:
+        """The settings answers depend on: `settings` less `runtime_settings` (they go into the run's id)."""
+        return {k: v for k, v in self.settings().items() if k not in self.runtime_settings}
+
     def limit_consecutive_failures(self, limit: int | None) -> None:
         """After `limit` failed calls in a row, answer the rest as failed without calling (a dead endpoint).
 
@@ -66,3 +70,11 @@ class Reader(ABC):
 
     def close(self) -> None:
         """Release connections or models."""
+
+
+def checked_answers(reader: Reader, questions: Sequence[Question], answers: Sequence[ReaderAnswer]) -> list[ReaderAnswer]:
+    """`answers` of a `read` or `submit`, checked to hold one answer per question (a reader that returns fewer
+    would otherwise lose questions when they are paired up); a RuntimeError naming the reader if not."""
+    if len(answers) != len(questions):
+        raise RuntimeError(f"reader {type(reader).__name__} returned {len(answers)} answers for {len(questions)} questions")
+    return list(answers)

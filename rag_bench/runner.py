@@ -29,7 +29,7 @@ from .params import json_ready, parse_params
 from .paths import cache_dir
 from .plugins import warn_about_broken_plugins
 from .provider import EvidenceProvider, provide_evidence, provider_metadata
-from .reader import Reader
+from .reader import Reader, checked_answers
 from .registry import registry
 from .run_dir import RunDir
 from .task import Task
@@ -128,7 +128,7 @@ def config_hash(cfg: RunConfig, provider: EvidenceProvider, reader: Reader, task
         "ks": list(ks),
         "reader_k": reader_k,
         "reader": cfg.reader,
-        "reader_settings": {k: v for k, v in reader.settings().items() if k not in reader.runtime_settings},
+        "reader_settings": reader.answer_settings(),
         "seed": cfg.seed,
     }
     return fingerprint(key, 12)
@@ -318,15 +318,12 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
     reads: deque[tuple[list[Question], list[Any], float, Future, float]] = deque()
 
     def provide(batch: list[Question]) -> list[Any]:
-        provided = provide_evidence(provider, batch, ks[-1], plan.reader_k)
-        if len(provided) != len(batch):
-            raise RuntimeError(f"provider {cfg.provider} returned {len(provided)} results for {len(batch)} questions")
-        return provided
+        return provide_evidence(provider, batch, ks[-1], plan.reader_k, name=cfg.provider)
 
     def write_oldest(bar: tqdm) -> None:
         nonlocal computed, streak
         batch, provided, provide_s, future, sent = reads[0]
-        answers = future.result()
+        answers = checked_answers(reader, batch, future.result())
         read_ms = (time.perf_counter() - sent) * 1000 / len(batch)
         provide_ms = provide_s * 1000 / len(batch)
         records = [make_record(q, ev, ans, ev.timings_ms.get("total", provide_ms), ans.info.get("latency_ms", read_ms))

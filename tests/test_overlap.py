@@ -36,6 +36,8 @@ class Log:
         self.provide_started: dict[int, threading.Event] = {}
         self.provide_threads: set[int] = set()
         self.fail_batch: int | None = None
+        self.short_batch: int | None = None  # the batch whose provide, or read, returns one result too few
+        self.short_side = "provide"
         self.batches = 0
 
     def add(self, event: str) -> None:
@@ -66,7 +68,8 @@ class Ranked(EvidenceProvider):
             raise RuntimeError(f"provider broke on batch {n}")
         hits = [Hit(p.doc_id, float(-i)) for i, p in enumerate(self.corpus[:k])]
         LOG.add(f"provide {n} end")
-        return [ProvidedEvidence(hits=list(hits), evidence=[p.text for p in self.corpus[:k]]) for _ in questions]
+        short = int(n == LOG.short_batch and LOG.short_side == "provide")
+        return [ProvidedEvidence(hits=list(hits), evidence=[p.text for p in self.corpus[:k]]) for _ in questions[short:]]
 
     def close(self):
         LOG.add("provider closed")
@@ -91,7 +94,8 @@ class Waiting(Reader):
         LOG.add(f"read {n} end")
         if Waiting.failing:
             return [ReaderAnswer(answer=None, error="endpoint down") for _ in questions]
-        return [ReaderAnswer(answer="x") for _ in questions]
+        short = int(n == LOG.short_batch and LOG.short_side == "read")
+        return [ReaderAnswer(answer="x") for _ in questions[short:]]
 
 
 class Plugin:
@@ -169,6 +173,22 @@ def test_a_provider_error_in_a_later_batch_keeps_the_records_before_it_and_fails
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "provider broke on batch 2" in manifest["error"]
     assert LOG.events[-1] == "provider closed" and "read 2 start" not in LOG.events
+
+
+@pytest.mark.parametrize("side, message", [("provide", "provider ranked_logged returned 1 results for 2 questions"),
+                                           ("read", "reader Waiting returned 1 answers for 2 questions")])
+def test_a_provider_or_reader_that_returns_too_few_results_fails_the_run_and_loses_no_question(plugin, nq_5k, tmp_path,
+                                                                                               side, message):
+    LOG.short_batch, LOG.short_side = 1, side
+    with pytest.raises(RuntimeError, match=message):
+        run(tmp_path)
+    (run_dir,) = [p.parent for p in tmp_path.rglob("manifest.json")]
+    assert len(records(run_dir)) == BATCH  # batch 0 is written; nothing of batch 1 is paired up wrongly
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "failed"
+    LOG.short_batch = None
+    result = run(tmp_path)  # the resume answers every question
+    assert result.manifest["status"] == "complete"
+    assert sorted(r["qid"] for r in records(result)) == sorted(q.qid for q in nq_5k.split("test")[:LIMIT])
 
 
 def test_a_reader_that_keeps_failing_stops_the_run_and_the_lookahead_batch_is_never_read(plugin, nq_5k, tmp_path):
