@@ -20,7 +20,17 @@ task's size with untrained weights (its time depends on the shapes, not on
 what the weights hold), so the share of the path spent outside the products
 is read as a ratio.
 
-    python benchmarks/llm_memory_floor.py --task nq_5k --split test --limit 128 --threads 2
+The largest cost outside the products is attention over the KV cache at each
+generated token. `--attention` times it at the decoding's real shapes (rows,
+heads, cache length at each step), cold in cache as it is between the layers'
+weight products, for the cache as the provider keeps it (transformers' dynamic
+cache: concatenated each step, attention on contiguous keys and values) and
+for two in-place caches that skip the concatenation (a preallocated buffer
+laid out (batch, head, position, dim) or (batch, position, head, dim), the
+attention reading views of its filled part), and checks that all three give
+bitwise the same attention output.
+
+    python benchmarks/llm_memory_floor.py --task nq_5k --split test --limit 128 --threads 2 --attention
 """
 
 from __future__ import annotations
@@ -112,6 +122,63 @@ def path_ms(model: MemoryModel, tokenizer, queries: list[str], batch: int, depth
     return statistics.median(times)
 
 
+CACHE_LAYOUTS = ("concatenated", "in place (batch, head, position, dim)", "in place (batch, position, head, dim)")
+
+
+def attention_ms(rows: int, heads: int, dim: int, prefix: int, steps: int, layers: int, repeats: int) -> dict:
+    """Ms of single-token attention over one batch's decoding (`steps` body steps after a `prefix`-long prefill,
+    `layers` layers) for each cache layout of `CACHE_LAYOUTS`, the concatenation included where the layout needs
+    it, each call timed cold (a 64 MiB write between calls evicts the cache, as the weight products do); and
+    whether every layout gave bitwise the same output."""
+    flush = torch.empty(16 * 1024 * 1024)
+    length = prefix + steps
+    keys, values = torch.randn(rows, heads, length, dim), torch.randn(rows, heads, length, dim)
+    queries = torch.randn(rows, heads, 1, dim)
+    mask = torch.zeros(rows, 1, 1, length)
+    mask[::3, :, :, :2] = torch.finfo(torch.float32).min  # left padding on some rows
+    by_head = (keys.clone(), values.clone())  # (batch, head, position, dim) buffers
+    by_position = (keys.transpose(1, 2).contiguous(), values.transpose(1, 2).contiguous())
+    totals, same = dict.fromkeys(CACHE_LAYOUTS, 0.0), True
+    for filled in range(prefix + 1, length + 1):
+        step_mask = mask[..., :filled]
+        outputs = {}
+        for layout in CACHE_LAYOUTS:
+            times = []
+            for i in range(repeats + 1):
+                flush.fill_(float(i))
+                start = time.perf_counter()
+                if layout == CACHE_LAYOUTS[0]:  # what DynamicLayer.update does: the whole cache copied, one position longer
+                    k = torch.cat([keys[:, :, : filled - 1], keys[:, :, filled - 1 : filled]], 2)
+                    v = torch.cat([values[:, :, : filled - 1], values[:, :, filled - 1 : filled]], 2)
+                elif layout == CACHE_LAYOUTS[1]:
+                    k, v = by_head[0][:, :, :filled], by_head[1][:, :, :filled]
+                else:
+                    k, v = by_position[0][:, :filled].transpose(1, 2), by_position[1][:, :filled].transpose(1, 2)
+                out = F.scaled_dot_product_attention(queries, k, v, attn_mask=step_mask)
+                if i:
+                    times.append((time.perf_counter() - start) * 1000)
+            totals[layout] += statistics.median(times) * layers
+            outputs[layout] = out
+        same = same and all(torch.equal(outputs[layout], outputs[CACHE_LAYOUTS[0]]) for layout in CACHE_LAYOUTS)
+    return {"ms": totals, "same_output": same}
+
+
+def attention_floor(model: MemoryModel, query_lengths: list[int], batch: int, depth: int, m_slots: int,
+                    new_tokens: int, repeats: int) -> dict:
+    """`attention_ms` over every batch of the run, per question, at the base's head count and width."""
+    config = model.lm.config
+    heads = config.num_attention_heads
+    dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    totals, same = dict.fromkeys(CACHE_LAYOUTS, 0.0), True
+    for length in query_lengths:
+        part = attention_ms(batch * depth, heads, dim, length + m_slots, new_tokens - 1, config.num_hidden_layers,
+                            repeats)
+        totals = {layout: totals[layout] + part["ms"][layout] for layout in CACHE_LAYOUTS}
+        same = same and part["same_output"]
+    questions = batch * len(query_lengths)
+    return {"ms_per_question": {layout: ms / questions for layout, ms in totals.items()}, "same_output": same}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="nq_5k")
@@ -123,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats of each product (after one untimed)")
     parser.add_argument("--path-rounds", type=int, default=2,
                         help="timed rounds of the provider's path beside the products (0: leave it out)")
+    parser.add_argument("--attention", action="store_true",
+                        help="also time single-token attention over the cache in each layout of CACHE_LAYOUTS")
     parser.add_argument("--target-ms", type=float, default=50.0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
@@ -147,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         parts = floor(linear_shapes(model.body), transform, vocabulary, lengths, args.batch_size, args.depth,
                       model.prefix_length(0), params.max_new_tokens, args.repeats)
         path = path_ms(model, tokenizer, queries, args.batch_size, args.depth, args.path_rounds) if args.path_rounds else None
+        attention = (attention_floor(model, lengths, args.batch_size, args.depth, model.prefix_length(0),
+                                     params.max_new_tokens, args.repeats) if args.attention else None)
     total_ms = sum(p["ms_per_question"] for p in parts.values())
     total_gmacs = sum(p["macs_per_question"] for p in parts.values()) / 1e9
     for name, part in parts.items():
@@ -161,13 +232,17 @@ def main(argv: list[str] | None = None) -> int:
     if path is not None:
         print(f"the provider's path over the same batches: {path:.1f} ms/question; its products are "
               f"{total_ms / path:.2f} of it", flush=True)
+    if attention is not None:
+        print("single-token attention over the cache, per question: " + "; ".join(
+            f"{layout} {ms:.1f} ms" for layout, ms in attention["ms_per_question"].items())
+            + f"; bitwise the same output: {attention['same_output']}", flush=True)
     if args.out:
         args.out.write_text(json.dumps({
             "task": args.task, "split": args.split, "questions": len(queries), "batch_size": args.batch_size,
             "depth": args.depth, "threads": args.threads, "max_new_tokens": params.max_new_tokens,
             "padded_query_lengths": lengths, "parts": parts, "total_ms_per_question": total_ms,
             "total_gmacs_per_question": total_gmacs, "target_ms": args.target_ms,
-            "path_ms_per_question": path, "passages": len(task.passages_by_id),
+            "path_ms_per_question": path, "passages": len(task.passages_by_id), "attention": attention,
             "machine": platform.platform(), "processor": platform.processor(), "torch": torch.__version__,
         }, indent=2), encoding="utf-8")
     return 0

@@ -19,7 +19,7 @@ def test_the_floor_counts_every_product_of_exact_decoding(nq_5k, tmp_path):
     out = tmp_path / "floor.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, str(SCRIPT), "--limit", "40", "--batch-size", "8", "--threads", "1",
-                           "--repeats", "1", "--path-rounds", "1", "--out", str(out)], env=env, capture_output=True, text=True, timeout=600)
+                           "--repeats", "1", "--path-rounds", "1", "--attention", "--out", str(out)], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     # all-MiniLM-L6-v2: 6 layers of q, k, v, attention output (384 x 384) and the 384 x 1536 MLP pair
@@ -38,3 +38,8 @@ def test_the_floor_counts_every_product_of_exact_decoding(nq_5k, tmp_path):
     # the provider's path ran beside the products, on a memory of the task's size
     assert result["passages"] == len(nq_5k.passages_by_id) and result["path_ms_per_question"] > 0
     assert "products alone:" in done.stdout and "the provider's path over the same batches" in done.stdout
+    # attention over the cache as the provider keeps it and in the two in-place layouts: the same values
+    attention = result["attention"]
+    assert attention["same_output"] is True
+    assert len(attention["ms_per_question"]) == 3 and all(ms > 0 for ms in attention["ms_per_question"].values())
+    assert "single-token attention over the cache" in done.stdout
