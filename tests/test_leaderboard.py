@@ -367,7 +367,7 @@ def test_committed_bm25_and_no_retrieval_rows_verify(nq_5k):
     assert "2/2 row(s) reproduced within tolerance" in result.output
 
 
-def test_a_published_command_drops_the_publishers_runs_dir():
-    assert portable_command(["rag-bench", "run", "--provider", "x", "--runs-dir", "elsewhere/runs", "-P", "a=1"]) == \
-        ["rag-bench", "run", "--provider", "x", "-P", "a=1"]
+def test_a_published_command_drops_the_publishers_runs_dir_and_overwrite():
+    assert portable_command(["rag-bench", "run", "--provider", "x", "--runs-dir", "elsewhere/runs", "-P", "a=1",
+                             "--overwrite"]) == ["rag-bench", "run", "--provider", "x", "-P", "a=1"]
     assert portable_command(["rag-bench", "run", "--runs-dir=elsewhere/runs"]) == ["rag-bench", "run"]

@@ -26,8 +26,9 @@ DECIMALS = 6
 
 
 def portable_command(command: list[str]) -> list[str]:
-    """The recorded command without ``--runs-dir DIR``: where the publisher kept runs is not part of the configuration
-    (`leaderboard verify` adds its own)."""
+    """The recorded command without ``--runs-dir DIR`` and ``--overwrite``: where the publisher kept runs, and
+    whether an earlier run there was discarded, are not part of the configuration (`leaderboard verify` adds its
+    own runs directory; a reader copying the command should not discard a run of theirs)."""
     out: list[str] = []
     skip = False
     for arg in command:
@@ -35,7 +36,7 @@ def portable_command(command: list[str]) -> list[str]:
             skip = False
         elif arg == "--runs-dir":
             skip = True
-        elif not arg.startswith("--runs-dir="):
+        elif not arg.startswith("--runs-dir=") and arg != "--overwrite":
             out.append(arg)
     return out
 
