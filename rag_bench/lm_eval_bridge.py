@@ -111,7 +111,8 @@ class RagBenchLM(LM):
                          for i, ((ctx, _), req) in enumerate(zip(prompts, batch))]
             evidence = provide_evidence(self.provider, retrieval, self.k, evidence_k=self.k, name=self.provider_name)
             questions = [Question(qid=q.qid, text=ctx, answers=(), split="lm_eval") for q, (ctx, _) in zip(retrieval, prompts)]
-            answers = checked_answers(self.reader, questions, self.reader.read(questions, [list(e.evidence)[: self.k] for e in evidence]))
+            read = self.reader.read(questions, [list(e.evidence)[: self.k] for e in evidence])
+            answers = checked_answers(self.reader, questions, read)
             for answer, (_, gen_kwargs) in zip(answers, prompts):
                 if answer.error:
                     print(f"rag_bench lm-eval model: reader error: {answer.error}", file=sys.stderr)

@@ -8,9 +8,10 @@ import torch
 
 from rag_bench_plugins.llm_memory.config import LLMMemoryParams
 from rag_bench_plugins.llm_memory.evaluation import gold_slice
-from rag_bench_plugins.llm_memory.generation import (InPlaceLayer, encode, generate, generate_ids, generate_shared,
-                                                     grow_in_place, penalise_repeats, penalise_repeats_dense, key_index,
-                                                     prefill_queries, route, route_and_generate)
+from rag_bench_plugins.llm_memory.generation import (InPlaceLayer, cache_layers, encode, generate, generate_ids,
+                                                     generate_shared, grow_in_place, key_index, penalise_repeats,
+                                                     penalise_repeats_dense, prefill_queries, route,
+                                                     route_and_generate)
 from rag_bench_plugins.llm_memory.system import MemorySystem
 
 QUERIES = ["who wrote the novel war and peace", "when did the first world war end", "what is the tallest mountain"]
@@ -69,22 +70,21 @@ def test_the_kv_cache_grows_in_place_with_the_values_concatenation_gives(system)
     q_ids, q_mask = encode(model, tok, QUERIES, params)
     with torch.no_grad():
         grown, concatenated = (model.kv_cache(prefill_queries(model, q_ids, q_mask)) for _ in range(2))
-        layers = lambda cache: getattr(cache, "self_attention_cache", cache).layers
         grow_in_place(grown, 2)
-        assert all(isinstance(layer.update.__self__, InPlaceLayer) for layer in layers(grown))
-        buffers = [layer.keys.data_ptr() for layer in layers(grown)]
+        layers = cache_layers(grown)
+        assert layers and all(isinstance(layer.update.__self__, InPlaceLayer) for layer in layers)
+        buffers = [layer.keys.data_ptr() for layer in layers]
         positions = q_mask.long().sum(-1, keepdim=True)
         mask = torch.cat([q_mask, torch.ones_like(q_mask[:, :1])], 1)
         token = torch.full((len(QUERIES), 1), 7)
         steps = [model.run(model.embed(token), mask, cache=cache, positions=positions, use_cache=True)
                  for cache in (grown, concatenated)]
         assert torch.equal(steps[0].last_hidden_state, steps[1].last_hidden_state)
-        for layer, reference, pointer in zip(layers(grown), layers(concatenated), buffers):
+        for layer, reference, pointer in zip(layers, cache_layers(concatenated), buffers, strict=True):
             assert layer.keys.data_ptr() == pointer  # written into the same buffer, not reallocated
             assert torch.equal(layer.keys, reference.keys) and torch.equal(layer.values, reference.values)
         with pytest.raises(RuntimeError, match="room for"):
-            layers(grown)[0].update(torch.zeros_like(layers(grown)[0].keys[:, :, :2]),
-                                    torch.zeros_like(layers(grown)[0].values[:, :, :2]))
+            layers[0].update(torch.zeros_like(layers[0].keys[:, :, :2]), torch.zeros_like(layers[0].values[:, :, :2]))
 
 
 @pytest.mark.parametrize("rows", [1, 7, 160])

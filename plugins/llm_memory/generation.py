@@ -68,6 +68,12 @@ def penalise_repeats_dense(logits: torch.Tensor, generated: torch.Tensor, penalt
     return torch.where(seen, torch.where(logits > 0, logits / penalty, logits * penalty), logits)
 
 
+def cache_layers(cache) -> list:
+    """The per-layer key/value holders of a decoder's KV cache (the self-attention half of an encoder-decoder
+    cache, as BERT-as-decoder keeps on transformers 4.x); empty for a cache kept without layers."""
+    return list(getattr(getattr(cache, "self_attention_cache", cache), "layers", []))
+
+
 def repeat_rows(cache, times: int) -> None:
     """Repeat each row of a KV cache `times` times in place (row i becomes rows i*times .. i*times+times-1)."""
     if times == 1:
@@ -75,7 +81,7 @@ def repeat_rows(cache, times: int) -> None:
     if hasattr(cache, "batch_repeat_interleave"):
         cache.batch_repeat_interleave(times)
         return
-    for layer in cache.layers:  # caches without the method keep one key/value tensor pair per layer
+    for layer in cache_layers(cache):  # caches without the method keep one key/value tensor pair per layer
         layer.keys = layer.keys.repeat_interleave(times, dim=0)
         layer.values = layer.values.repeat_interleave(times, dim=0)
 
@@ -92,7 +98,7 @@ def grow_in_place(cache, extra: int) -> None:
     """
     from transformers.cache_utils import DynamicLayer
 
-    for layer in getattr(getattr(cache, "self_attention_cache", cache), "layers", []):
+    for layer in cache_layers(cache):
         if type(layer) is DynamicLayer and getattr(layer, "keys", None) is not None and layer.keys.dim() == 4:
             InPlaceLayer(layer, extra)
 
