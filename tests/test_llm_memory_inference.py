@@ -119,9 +119,11 @@ def test_inference_benchmark_compares_both_paths_on_one_memory(nq_5k, tmp_path):
     MemorySystem.fit(params, passages, questions, tmp_path / "memory", progress=False)
     out = tmp_path / "bench.json"
     assert bench.main(["--checkpoint", str(tmp_path / "memory"), "--task", "nq_5k", "--limit", "5", "--depth", "3",
-                       "--batch-size", "2", "--threads", "1", "--rounds", "1", "--paths", "reference,fast,int8",
+                       "--batch-size", "2", "--threads", "1", "--rounds", "1", "--paths", "reference,fast,blocked,int8",
                        "--out", str(out)]) == 0
     row = json.loads(out.read_text())["rows"][0]
     assert row["identical_tokens"] and row["threads"] == 1 and len(row["rounds"]["fast"]) == 1
     assert row["agreement_with_reference"]["fast"] == {"positions": 1.0, "tokens": 1.0, "rows": 1.0}
+    assert row["agreement_with_reference"]["blocked"] == {"positions": 1.0, "tokens": 1.0, "rows": 1.0}
+    assert row["screen"]["rows"] > 0 and row["screen"]["decided"] + row["screen"]["rescored"] == pytest.approx(1.0)
     assert row["agreement_with_reference"]["int8"]["positions"] == 1.0  # int8 generates; routing stays fp32

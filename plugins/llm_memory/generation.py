@@ -143,11 +143,13 @@ def decode(model, out, mask: torch.Tensor, next_pos: torch.Tensor, limit: int, e
     evidence position of each row), with CTRL's repetition penalty on the ids generated so far.
 
     `reference`: the definitions as they read (the penalty over the whole vocabulary, the head as one product,
-    the cache concatenated at every step). Otherwise the same values with less work: the penalty over the
-    generated ids only, in place; the head in vocabulary blocks (`MemoryModel.decode_logits`); the KV cache
-    written in place (`grow_in_place`).
+    the cache concatenated at every step). Otherwise the same token ids with less work: the next token chosen
+    through the head's int8 screen where it applies (`MemoryModel.screened_head`), else the penalty over the
+    generated ids only, in place, and the head in vocabulary blocks (`MemoryModel.decode_logits`); the KV
+    cache written in place (`grow_in_place`).
     """
     rows, prefix = mask.shape
+    screened = None if reference else model.screened_head()
     penalise = penalise_repeats_dense if reference else penalise_repeats
     head = model.logits if reference else model.decode_logits
     cache = model.kv_cache(out)
@@ -158,10 +160,14 @@ def decode(model, out, mask: torch.Tensor, next_pos: torch.Tensor, limit: int, e
     tokens = []
     finished = torch.zeros(rows, dtype=torch.bool, device=mask.device)
     for step in range(limit):
-        logits = head(hidden)
-        if repetition_penalty != 1.0 and tokens:
-            logits = penalise(logits, torch.stack(tokens, 1), repetition_penalty)
-        nxt = logits.argmax(-1)
+        generated = torch.stack(tokens, 1) if tokens else None
+        if screened is not None:
+            nxt = screened.choose(hidden, generated, repetition_penalty)
+        else:
+            logits = head(hidden)
+            if repetition_penalty != 1.0 and generated is not None:
+                logits = penalise(logits, generated, repetition_penalty)
+            nxt = logits.argmax(-1)
         if eos is not None:
             nxt = torch.where(finished, torch.full_like(nxt, eos), nxt)
             finished |= nxt == eos

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import screen
 from .base import head_parts, lm_parts
 
 #: Vocabulary columns per block of the CPU decoding head (`decode_logits`): measured fastest of 512-4096 here.
@@ -36,6 +37,9 @@ class MemoryModel(nn.Module):
         self.m_tokens = params.m_tokens
         #: The token that closes the memory prefix under key+tokens (set from the tokenizer by MemorySystem).
         self.read_token = 0
+        #: Whether CPU decoding chooses tokens through the head's int8 screen (`screened_head`); off, it takes the
+        #: blocked fp32 product (the same ids; benchmarks compare the two).
+        self.screen_decoding = True
         self.z = nn.Parameter(torch.zeros(num_passages, params.m_tokens, params.z_dim))
         self.proj = nn.Linear(params.z_dim, hidden)
         self.route_query = nn.Linear(hidden, params.route_dim)
@@ -145,6 +149,21 @@ class MemoryModel(nn.Module):
         x, bias = before(hidden), projection.bias
         return torch.cat([F.linear(x, weight[lo : lo + LOGIT_BLOCK], None if bias is None else bias[lo : lo + LOGIT_BLOCK])
                           for lo in range(0, weight.shape[0], LOGIT_BLOCK)], -1)
+
+    def screened_head(self):
+        """The int8-screened greedy choice of this model's head (`screen.ScreenedHead`: the reference's token ids
+        at a fraction of the vocabulary product's cost) for decoding on CPU with an fp32 projection, made anew
+        when the head's weights change; None where it does not apply (CUDA, a quantised head, no int8 product
+        in this torch)."""
+        before, projection = self._head_parts
+        weight, bias = getattr(projection, "weight", None), getattr(projection, "bias", None)
+        if (not self.screen_decoding or type(projection) is not nn.Linear or weight.device.type != "cpu" or weight.dtype != torch.float32
+                or weight.shape[0] <= screen.BLOCK or not screen.available()):
+            return None
+        version = (weight.data_ptr(), weight._version, None if bias is None else (bias.data_ptr(), bias._version))
+        if getattr(self, "_screened", (None, None))[0] != version:
+            self._screened = (version, screen.ScreenedHead(before, projection))
+        return self._screened[1]
 
     def routing_read(self, out, q_mask: torch.Tensor) -> torch.Tensor:
         """The routing read from a body call whose sequence starts with the queries (mask `q_mask`): their pooled
