@@ -3,22 +3,27 @@
 Exact greedy decoding has to run every product of the base at full width: the
 query's pass (routing and the shared prefill), the memory part of the prefix
 per (question, memory) row, one body step per generated token but the last,
-and the head (its transform and the whole vocabulary projection, which an
-exact argmax needs) per generated token. This script reads those shapes off
-the default base (`from_pretrained`; LoRA's adapter layers left out: merged
-they add no product, unmerged they add work), takes the padded query lengths of the task's
-questions in the runner's batches, and times each product with fp32 inputs of
-its real size, the vocabulary in the provider's blocks (`LOGIT_BLOCK`).
+and the head per generated token: its transform, and the int8 screen of the
+vocabulary that chooses the token (`screen.ScreenedHead`: the head's input,
+one bias column added, by the vocabulary padded to whole blocks, in int8 with
+int32 sums; the few rows it leaves open are re-scored in fp32, left out here).
+This script reads those shapes off the default base (`from_pretrained`; LoRA's
+adapter layers left out: merged they add no product, unmerged they add work),
+takes the padded query lengths of the task's questions in the runner's
+batches, and times each product with inputs of its real size. The fp32
+vocabulary projection an argmax over every logit needs (in the provider's
+blocks, `LOGIT_BLOCK`) is timed beside the sum, not in it.
 
 Everything else the decoding does (attention over the cache, norms,
 activations, the penalty, the argmax, Python) is left out, so the sum is a
-lower bound on what any exact fp32 path costs here: when it exceeds a target,
-no exact rewrite of the decoding meets it on this machine. Beside it, in the
+lower bound on what the exact path costs here: when it exceeds a target, no
+rewrite of the decoding around these products meets it on this machine. Beside it, in the
 same process, the provider's own path (`route_and_decode`, LoRA adapters
-unmerged as the provider runs them) over the same batches on a memory of the
-task's size with untrained weights (its time depends on the shapes, not on
-what the weights hold), so the share of the path spent outside the products
-is read as a ratio.
+unmerged as the provider runs them) over the same batches, on a trained memory
+of the task (`--checkpoint`) or on one of the task's size with untrained
+weights (the products' time depends on the shapes only, but on untrained
+weights the int8 screen decides fewer rows and more are re-scored in fp32), so
+the share of the path spent outside the products is read as a ratio.
 
 The largest cost outside the products is attention over the KV cache at each
 generated token. `--attention` times it at the decoding's real shapes (rows,
@@ -30,7 +35,8 @@ laid out (batch, head, position, dim) or (batch, position, head, dim), the
 attention reading views of its filled part), and checks that all three give
 bitwise the same attention output.
 
-    python benchmarks/llm_memory_floor.py --task nq_5k --split test --limit 128 --threads 2 --attention
+    python benchmarks/llm_memory_floor.py --task nq_5k --split test --limit 128 --threads 2 --attention \
+        --checkpoint ~/.cache/rag-bench/providers/llm_memory/nq_5k-v1-*/memory
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ from rag_bench_plugins.llm_memory.config import LLMMemoryParams
 from rag_bench_plugins.llm_memory.data import encode_queries
 from rag_bench_plugins.llm_memory.generation import key_index, route_and_decode
 from rag_bench_plugins.llm_memory.model import LOGIT_BLOCK, MemoryModel
+from rag_bench_plugins.llm_memory.screen import BLOCK as SCREEN_BLOCK
+from rag_bench_plugins.llm_memory.system import MemorySystem
 from rag_bench_plugins.llm_memory.tokenizer import build_tokenizer, read_token_id
 
 
@@ -76,10 +84,26 @@ def product_ms(rows: int, shape: tuple[int, int], repeats: int, block: int | Non
     return statistics.median(times)
 
 
+def screen_ms(rows: int, shape: tuple[int, int], repeats: int) -> float:
+    """Median ms of the int8 screen of `rows` inputs against a vocabulary projection of `shape` (in, out): one bias
+    column more, the vocabulary padded to whole screen blocks."""
+    fan_in, fan_out = shape
+    padded = -(-fan_out // SCREEN_BLOCK) * SCREEN_BLOCK
+    x = torch.randint(-127, 128, (rows, fan_in + 1), dtype=torch.int8)
+    levels = torch.randint(-127, 128, (padded, fan_in + 1), dtype=torch.int8)
+    times = []
+    for i in range(repeats + 1):
+        start = time.perf_counter()
+        torch._int_mm(x, levels.t())
+        if i:
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
 def floor(body: list[tuple[int, int]], transform: list[tuple[int, int]], vocabulary: tuple[int, int],
           query_lengths: list[int], batch: int, depth: int, m_slots: int, new_tokens: int, repeats: int) -> dict:
     """Per part of the decoding: MACs per question and ms per question if its products alone ran, measured at
-    the batch's real row counts."""
+    the batch's real row counts; and, apart, the same for the fp32 vocabulary projection the screen replaces."""
     batches, rows = len(query_lengths), batch * depth
     parts = {
         # (the row count of each product call over all the batches, the shapes each call goes through)
@@ -87,17 +111,22 @@ def floor(body: list[tuple[int, int]], transform: list[tuple[int, int]], vocabul
         "memory prefix (m_tokens + read token per row)": ([rows * m_slots] * batches, body),
         f"body steps ({new_tokens - 1} per row)": ([rows] * (new_tokens - 1) * batches, body),
         f"head transform ({new_tokens} per row)": ([rows] * new_tokens * batches, transform),
-        f"vocabulary projection ({new_tokens} per row, blocks of {LOGIT_BLOCK})": ([rows] * new_tokens * batches,
-                                                                                 [vocabulary]),
     }
     result = {}
     questions = batch * batches
     for name, (row_counts, shapes) in parts.items():
-        block = LOGIT_BLOCK if shapes == [vocabulary] else None
-        ms = sum(product_ms(n, shape, repeats, block) * row_counts.count(n) for n in set(row_counts) for shape in shapes)
+        ms = sum(product_ms(n, shape, repeats) * row_counts.count(n) for n in set(row_counts) for shape in shapes)
         macs = sum(n * i * o for n in row_counts for i, o in shapes)
         result[name] = {"macs_per_question": macs / questions, "ms_per_question": ms / questions}
-    return result
+    steps = new_tokens * batches
+    fan_in, fan_out = vocabulary
+    padded = -(-fan_out // SCREEN_BLOCK) * SCREEN_BLOCK
+    result[f"vocabulary screen ({new_tokens} per row, int8)"] = {
+        "macs_per_question": rows * steps * (fan_in + 1) * padded / questions,
+        "ms_per_question": screen_ms(rows, vocabulary, repeats) * steps / questions}
+    fp32 = {"macs_per_question": rows * steps * fan_in * fan_out / questions,
+            "ms_per_question": product_ms(rows, vocabulary, repeats, LOGIT_BLOCK) * steps / questions}
+    return result, fp32
 
 
 def untrained_memory(params, tokenizer, passages: int) -> MemoryModel:
@@ -192,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="timed rounds of the provider's path beside the products (0: leave it out)")
     parser.add_argument("--attention", action="store_true",
                         help="also time single-token attention over the cache in each layout of CACHE_LAYOUTS")
+    parser.add_argument("--checkpoint", type=Path,
+                        help="a trained memory of the task (memory.json) for the provider's path beside the products "
+                             "(default: untrained weights, on which the int8 screen decides fewer rows)")
     parser.add_argument("--target-ms", type=float, default=50.0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
@@ -213,25 +245,33 @@ def main(argv: list[str] | None = None) -> int:
     lengths = [max(len(r) for r in encode_queries(tokenizer, queries[i : i + args.batch_size], params.max_query_tokens))
                for i in range(0, len(queries), args.batch_size)]
     with torch.inference_mode():
-        parts = floor(linear_shapes(model.body), transform, vocabulary, lengths, args.batch_size, args.depth,
+        parts, fp32_vocabulary = floor(linear_shapes(model.body), transform, vocabulary, lengths, args.batch_size, args.depth,
                       model.prefix_length(0), params.max_new_tokens, args.repeats)
-        path = path_ms(model, tokenizer, queries, args.batch_size, args.depth, args.path_rounds) if args.path_rounds else None
+        if args.checkpoint:
+            trained = MemorySystem.load(args.checkpoint, task.passages_by_id)
+            path_model, path_tokenizer = trained.model, trained.tokenizer
+        else:
+            path_model, path_tokenizer = model, tokenizer
+        path = (path_ms(path_model, path_tokenizer, queries, args.batch_size, args.depth, args.path_rounds)
+                if args.path_rounds else None)
         attention = (attention_floor(model, lengths, args.batch_size, args.depth, model.prefix_length(0),
                                      params.max_new_tokens, args.repeats) if args.attention else None)
     total_ms = sum(p["ms_per_question"] for p in parts.values())
     total_gmacs = sum(p["macs_per_question"] for p in parts.values()) / 1e9
     for name, part in parts.items():
         print(f"{name}: {part['macs_per_question'] / 1e9:.3f} GMAC/question, {part['ms_per_question']:.1f} ms/question "
-              f"({2 * part['macs_per_question'] / part['ms_per_question'] / 1e6:.0f} GFLOP/s)")
+              f"({2 * part['macs_per_question'] / part['ms_per_question'] / 1e6:.0f} G operations/s)")
+    print(f"beside them, not in the sum: the fp32 vocabulary projection (blocks of {LOGIT_BLOCK}) an argmax over "
+          f"every logit needs, {fp32_vocabulary['ms_per_question']:.1f} ms/question", flush=True)
     verdict = "above" if total_ms > args.target_ms else "within"
-    print(f"products alone: {total_gmacs:.2f} GMAC = {2 * total_gmacs:.2f} GFLOP per question, {total_ms:.1f} ms/question "
-          f"on {args.threads} threads ({2 * total_gmacs / total_ms * 1e3:.0f} GFLOP/s): {verdict} the {args.target_ms:g} ms "
+    print(f"products alone: {total_gmacs:.2f} GMAC per question (the screen's int8), {total_ms:.1f} ms/question "
+          f"on {args.threads} threads: {verdict} the {args.target_ms:g} ms "
           f"target ({total_ms / args.target_ms:.2f}x), batch {args.batch_size}, depth {args.depth}, "
           f"{params.max_new_tokens} new tokens, {len(queries)} {args.task} {args.split} questions "
           f"(padded query length {statistics.mean(lengths):.1f})", flush=True)
     if path is not None:
-        print(f"the provider's path over the same batches: {path:.1f} ms/question; its products are "
-              f"{total_ms / path:.2f} of it", flush=True)
+        print(f"the provider's path over the same batches ({'trained' if args.checkpoint else 'untrained'} "
+              f"weights): {path:.1f} ms/question; its products are {total_ms / path:.2f} of it", flush=True)
     if attention is not None:
         print("single-token attention over the cache, per question: " + "; ".join(
             f"{layout} {ms:.1f} ms" for layout, ms in attention["ms_per_question"].items())
@@ -241,8 +281,10 @@ def main(argv: list[str] | None = None) -> int:
             "task": args.task, "split": args.split, "questions": len(queries), "batch_size": args.batch_size,
             "depth": args.depth, "threads": args.threads, "max_new_tokens": params.max_new_tokens,
             "padded_query_lengths": lengths, "parts": parts, "total_ms_per_question": total_ms,
+            "fp32_vocabulary_projection": fp32_vocabulary,
             "total_gmacs_per_question": total_gmacs, "target_ms": args.target_ms,
-            "path_ms_per_question": path, "passages": len(task.passages_by_id), "attention": attention,
+            "path_ms_per_question": path, "path_weights": str(args.checkpoint) if args.checkpoint else "untrained",
+            "passages": len(task.passages_by_id), "attention": attention,
             "machine": platform.platform(), "processor": platform.processor(), "torch": torch.__version__,
         }, indent=2), encoding="utf-8")
     return 0

@@ -32,11 +32,14 @@ def test_the_floor_counts_every_product_of_exact_decoding(nq_5k, tmp_path):
     assert parts["memory prefix"] == pytest.approx(depth * slots * body)
     assert parts["body steps"] == pytest.approx(depth * (new - 1) * body)
     assert parts["head transform"] == pytest.approx(depth * new * 384 * 384)
-    assert parts["vocabulary projection"] == pytest.approx(depth * new * 384 * 30522)
+    # the screen: the head's input and one bias column against the vocabulary padded to whole blocks of 512
+    assert parts["vocabulary screen"] == pytest.approx(depth * new * 385 * 30720)
+    assert result["fp32_vocabulary_projection"]["macs_per_question"] == pytest.approx(depth * new * 384 * 30522)
     assert all(part["ms_per_question"] > 0 for part in result["parts"].values())
     assert result["total_ms_per_question"] == pytest.approx(sum(p["ms_per_question"] for p in result["parts"].values()))
     # the provider's path ran beside the products, on a memory of the task's size
     assert result["passages"] == len(nq_5k.passages_by_id) and result["path_ms_per_question"] > 0
+    assert result["path_weights"] == "untrained" and result["fp32_vocabulary_projection"]["ms_per_question"] > 0
     assert "products alone:" in done.stdout and "the provider's path over the same batches" in done.stdout
     # attention over the cache as the provider keeps it and in the two in-place layouts: the same values
     attention = result["attention"]

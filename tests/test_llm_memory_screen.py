@@ -108,5 +108,12 @@ def test_the_model_screens_its_head_and_makes_the_screen_anew_when_the_head_chan
     assert first is not None and model.screened_head() is first
     with torch.no_grad():
         model.lm.get_output_embeddings().weight.mul_(2)  # an optimiser step changes the weights in place
-    assert model.screened_head() is not first
+    second = model.screened_head()
+    assert second is not first
+    with torch.inference_mode():  # a head loaded under inference mode keeps no version counter
+        model.lm.get_output_embeddings().weight = nn.Parameter(model.lm.get_output_embeddings().weight.clone())
+        third = model.screened_head()
+        assert third is not second and model.screened_head() is third
+        model.lm.get_output_embeddings().weight.mul_(2)
+        assert model.screened_head() is not third
     assert int8_inference_copy(model).screened_head() is None  # a quantised head decodes through its own product

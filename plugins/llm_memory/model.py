@@ -160,7 +160,7 @@ class MemoryModel(nn.Module):
         if (not self.screen_decoding or type(projection) is not nn.Linear or weight.device.type != "cpu" or weight.dtype != torch.float32
                 or weight.shape[0] <= screen.BLOCK or not screen.available()):
             return None
-        version = (weight.data_ptr(), weight._version, None if bias is None else (bias.data_ptr(), bias._version))
+        version = tuple(tensor_version(t) for t in (weight, bias) if t is not None)
         if getattr(self, "_screened", (None, None))[0] != version:
             self._screened = (version, screen.ScreenedHead(before, projection))
         return self._screened[1]
@@ -245,6 +245,14 @@ class MemoryModel(nn.Module):
         loss = gen_loss + self.params.route_weight * route_loss + self.params.balance_weight * balance
         return {"loss": loss, "gen_loss": gen_loss.detach(), "route_loss": route_loss.detach(),
                 "top1": scores.detach().argmax(-1)}
+
+
+def tensor_version(tensor: torch.Tensor) -> tuple:
+    """What tells whether `tensor` changed in place: its storage and version counter; for an inference tensor (made
+    under `torch.inference_mode`, which keeps no counter) its storage and a strided sample of its values."""
+    if tensor.is_inference():
+        return tensor.data_ptr(), float(tensor.detach().reshape(-1)[::997].double().sum())
+    return tensor.data_ptr(), tensor._version
 
 
 def routing_loss(scores: torch.Tensor, doc: torch.Tensor, negatives: torch.Tensor, mode: str) -> torch.Tensor:
