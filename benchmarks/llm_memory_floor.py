@@ -58,7 +58,7 @@ from rag_bench_plugins.llm_memory.config import LLMMemoryParams
 from rag_bench_plugins.llm_memory.data import encode_queries
 from rag_bench_plugins.llm_memory.generation import key_index, route_and_decode
 from rag_bench_plugins.llm_memory.model import LOGIT_BLOCK, MemoryModel
-from rag_bench_plugins.llm_memory.screen import BLOCK as SCREEN_BLOCK
+from rag_bench_plugins.llm_memory.screen import padded_vocabulary
 from rag_bench_plugins.llm_memory.system import MemorySystem
 from rag_bench_plugins.llm_memory.tokenizer import build_tokenizer, read_token_id
 
@@ -88,9 +88,8 @@ def screen_ms(rows: int, shape: tuple[int, int], repeats: int) -> float:
     """Median ms of the int8 screen of `rows` inputs against a vocabulary projection of `shape` (in, out): one bias
     column more, the vocabulary padded to whole screen blocks."""
     fan_in, fan_out = shape
-    padded = -(-fan_out // SCREEN_BLOCK) * SCREEN_BLOCK
     x = torch.randint(-127, 128, (rows, fan_in + 1), dtype=torch.int8)
-    levels = torch.randint(-127, 128, (padded, fan_in + 1), dtype=torch.int8)
+    levels = torch.randint(-127, 128, (padded_vocabulary(fan_out), fan_in + 1), dtype=torch.int8)
     times = []
     for i in range(repeats + 1):
         start = time.perf_counter()
@@ -120,13 +119,18 @@ def floor(body: list[tuple[int, int]], transform: list[tuple[int, int]], vocabul
         result[name] = {"macs_per_question": macs / questions, "ms_per_question": ms / questions}
     steps = new_tokens * batches
     fan_in, fan_out = vocabulary
-    padded = -(-fan_out // SCREEN_BLOCK) * SCREEN_BLOCK
     result[f"vocabulary screen ({new_tokens} per row, int8)"] = {
-        "macs_per_question": rows * steps * (fan_in + 1) * padded / questions,
+        "macs_per_question": rows * steps * (fan_in + 1) * padded_vocabulary(fan_out) / questions,
         "ms_per_question": screen_ms(rows, vocabulary, repeats) * steps / questions}
     fp32 = {"macs_per_question": rows * steps * fan_in * fan_out / questions,
             "ms_per_question": product_ms(rows, vocabulary, repeats, LOGIT_BLOCK) * steps / questions}
     return result, fp32
+
+
+def memory_name(folder: Path) -> str:
+    """A trained memory named without this machine's paths: its cache entry and folder (``nq_5k-v1-…/memory``)."""
+    folder = folder.expanduser().resolve()
+    return f"{folder.parent.name}/{folder.name}"
 
 
 def untrained_memory(params, tokenizer, passages: int) -> MemoryModel:
@@ -283,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             "padded_query_lengths": lengths, "parts": parts, "total_ms_per_question": total_ms,
             "fp32_vocabulary_projection": fp32_vocabulary,
             "total_gmacs_per_question": total_gmacs, "target_ms": args.target_ms,
-            "path_ms_per_question": path, "path_weights": str(args.checkpoint) if args.checkpoint else "untrained",
+            "path_ms_per_question": path, "path_weights": memory_name(args.checkpoint) if args.checkpoint else "untrained",
             "passages": len(task.passages_by_id), "attention": attention,
             "machine": platform.platform(), "processor": platform.processor(), "torch": torch.__version__,
         }, indent=2), encoding="utf-8")

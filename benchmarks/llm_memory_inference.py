@@ -83,10 +83,10 @@ def compare(system, queries: list[str], depth: int, batch: int, rounds: int, pat
     agreement with the reference."""
     times = {name: [] for name in paths}
     outputs = {}
-    screened = system.model.screened_head()
+    decoders = {name: int8_inference_copy(system.model) if name == "int8" else system.model for name in paths}
+    screened = system.model.screened_head()  # after the int8 copy, which would otherwise deep-copy the screen too
     if screened is not None:
         screened.decided = screened.rescored = screened.full = 0
-    decoders = {name: int8_inference_copy(system.model) if name == "int8" else system.model for name in paths}
     for round_ in range(rounds + 1):
         order = paths[round_ % len(paths):] + paths[: round_ % len(paths)]
         for name in order:

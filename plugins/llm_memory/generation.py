@@ -52,20 +52,25 @@ def route(model, tokenizer, queries: list[str], k: int, params) -> Routed:
     return routed
 
 
+def penalise(values: torch.Tensor, penalty: float) -> torch.Tensor:
+    """CTRL's repetition penalty on logits of ids already generated: positive ones divided by `penalty`, the others
+    multiplied by it."""
+    return torch.where(values > 0, values / penalty, values * penalty)
+
+
 def penalise_repeats(logits: torch.Tensor, generated: torch.Tensor, penalty: float) -> torch.Tensor:
     """CTRL's repetition penalty on the ids each row has generated so far (tiny models otherwise loop on one word),
     applied in place to `logits` and returned.
 
     Only the generated ids' logits are touched (a gather and a scatter), not the whole vocabulary.
     """
-    values = logits.gather(1, generated)
-    return logits.scatter_(1, generated, torch.where(values > 0, values / penalty, values * penalty))
+    return logits.scatter_(1, generated, penalise(logits.gather(1, generated), penalty))
 
 
 def penalise_repeats_dense(logits: torch.Tensor, generated: torch.Tensor, penalty: float) -> torch.Tensor:
     """The same penalty as its definition reads: a mask over the whole vocabulary (the reference decoding)."""
     seen = torch.zeros_like(logits, dtype=torch.bool).scatter(1, generated, True)
-    return torch.where(seen, torch.where(logits > 0, logits / penalty, logits * penalty), logits)
+    return torch.where(seen, penalise(logits, penalty), logits)
 
 
 def cache_layers(cache) -> list:

@@ -132,6 +132,17 @@ class MemoryModel(nn.Module):
         """Vocabulary logits (fp32) of hidden states, through the base's own head."""
         return self.head(hidden).float()
 
+    def cpu_fp32_head(self, block: int):
+        """The head as (before its vocabulary projection, that projection) when the projection is an fp32
+        `nn.Linear` on CPU over more than `block` ids, which the decoding's faster heads need; else None (CUDA, a
+        quantised or bf16 head)."""
+        before, projection = self._head_parts
+        weight = getattr(projection, "weight", None)
+        if (not isinstance(projection, nn.Linear) or weight is None or weight.device.type != "cpu"
+                or weight.dtype != torch.float32 or weight.shape[0] <= block):
+            return None
+        return before, projection
+
     def decode_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """The values of `logits`, with the vocabulary projection of an fp32 head on CPU computed in blocks of
         `LOGIT_BLOCK` columns.
@@ -141,12 +152,11 @@ class MemoryModel(nn.Module):
         product; the decoding tests compare token ids with the reference path, which uses `logits`). Elsewhere
         (CUDA, a quantised or bf16 head) it is `logits`.
         """
-        before, projection = self._head_parts
-        weight = getattr(projection, "weight", None)
-        if (hidden.device.type != "cpu" or not isinstance(projection, nn.Linear) or weight is None
-                or weight.dtype != torch.float32 or weight.shape[0] <= LOGIT_BLOCK):
+        parts = self.cpu_fp32_head(LOGIT_BLOCK)
+        if parts is None:
             return self.logits(hidden)
-        x, bias = before(hidden), projection.bias
+        before, projection = parts
+        x, weight, bias = before(hidden), projection.weight, projection.bias
         return torch.cat([F.linear(x, weight[lo : lo + LOGIT_BLOCK], None if bias is None else bias[lo : lo + LOGIT_BLOCK])
                           for lo in range(0, weight.shape[0], LOGIT_BLOCK)], -1)
 
@@ -155,12 +165,11 @@ class MemoryModel(nn.Module):
         at a fraction of the vocabulary product's cost) for decoding on CPU with an fp32 projection, made anew
         when the head's weights change; None where it does not apply (CUDA, a quantised head, no int8 product
         in this torch)."""
-        before, projection = self._head_parts
-        weight, bias = getattr(projection, "weight", None), getattr(projection, "bias", None)
-        if (not self.screen_decoding or type(projection) is not nn.Linear or weight.device.type != "cpu" or weight.dtype != torch.float32
-                or weight.shape[0] <= screen.BLOCK or not screen.available()):
+        parts = self.cpu_fp32_head(screen.BLOCK) if self.screen_decoding else None
+        if parts is None or not screen.available():
             return None
-        version = tuple(tensor_version(t) for t in (weight, bias) if t is not None)
+        before, projection = parts
+        version = tuple(tensor_version(t) for t in (projection.weight, projection.bias) if t is not None)
         if getattr(self, "_screened", (None, None))[0] != version:
             self._screened = (version, screen.ScreenedHead(before, projection))
         return self._screened[1]

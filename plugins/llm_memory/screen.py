@@ -45,6 +45,8 @@ import math
 import torch
 from torch import nn
 
+from .generation import penalise, penalise_repeats
+
 #: fp32 unit round-off.
 UNIT = 2.0 ** -24
 #: Vocabulary columns per block of the screen's argmax: a block's maxima, then the best block's argmax, cost a
@@ -70,9 +72,9 @@ def available() -> bool:
     return True
 
 
-def penalise(values: torch.Tensor, penalty: float) -> torch.Tensor:
-    """CTRL's repetition penalty on logits of ids already generated."""
-    return torch.where(values > 0, values / penalty, values * penalty)
+def padded_vocabulary(vocab: int) -> int:
+    """The screen's vocabulary: `vocab` padded to whole `BLOCK`s."""
+    return math.ceil(vocab / BLOCK) * BLOCK
 
 
 class ScreenedHead:
@@ -92,17 +94,17 @@ class ScreenedHead:
         columns = weight.abs().amax(0).clamp(min=torch.finfo(weight.dtype).tiny)
         self.column_scale = torch.exp2(torch.round(torch.log2(columns.median() / columns)))
         balanced = weight * self.column_scale
+        self.bias_max = float(self.bias.abs().max())
         #: The bias is the weights' last column, its input `bias_input` (so that it fits the weights' range).
-        self.bias_input = max(float(self.bias.abs().max()) / float(balanced.abs().max()), 1e-30)
+        self.bias_input = max(self.bias_max / float(balanced.abs().max()), 1e-30)
         balanced = torch.cat([balanced, (self.bias / self.bias_input)[:, None]], 1)
         self.scale = float(balanced.abs().max()) / LEVELS or 1.0
-        self.blocks = math.ceil(vocab / BLOCK)
+        self.blocks = padded_vocabulary(vocab) // BLOCK
         levels = (balanced / self.scale).round().clamp(-LEVELS, LEVELS).to(torch.int8)
         self.levels = torch.cat([levels, levels.new_zeros(self.blocks * BLOCK - vocab, dim + 1)])  # whole blocks
         self.vocab = vocab
         self.weight_norm = float(balanced.norm(dim=1).max())
         self.rounding_norm = float((balanced - levels.float() * self.scale).norm(dim=1).max())
-        self.bias_max = float(self.bias.abs().max())
         self.decided = self.rescored = self.full = 0
 
     def screen(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -176,6 +178,6 @@ class ScreenedHead:
             self.full += len(crowded)
             logits = torch.nn.functional.linear(x[crowded], self.weight, self.bias)
             if generated is not None:
-                logits.scatter_(1, generated[crowded], penalise(logits.gather(1, generated[crowded]), penalty))
+                logits = penalise_repeats(logits, generated[crowded], penalty)
             choice[crowded] = logits.argmax(1)
         return choice
