@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -83,13 +84,16 @@ class ChatServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._port: int | None = None
         self._thread: threading.Thread | None = None
+        # The call cache keys replies on the URL: a server started on a port an earlier test's server had (bind
+        # port 0 reuses ports within a session) must not be answered from that server's cached replies.
+        self.prefix = f"/{uuid.uuid4().hex[:12]}"
 
     # -- control -------------------------------------------------------------
     @property
     def url(self) -> str:
         """The base URL (it stays known after `stop()`, when its port refuses connections)."""
         assert self._port is not None, "server not started"
-        return f"http://127.0.0.1:{self._port}/v1"
+        return f"http://127.0.0.1:{self._port}{self.prefix}/v1"
 
     def add_fault(self, status: int | None = None, delay_s: float = 0.0, match: str | Callable[[str], bool] | None = None,
                   times: int | None = 1,
@@ -202,8 +206,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._error(401, "Incorrect API key provided.", "invalid_api_key")
         return False
 
-    def do_GET(self) -> None:
+    def _route(self) -> str:
+        """The request's path after the server's prefix; a path outside it is named whole (no route serves it)."""
         path = self.path.split("?")[0]
+        prefix = self.owner.prefix
+        return path[len(prefix):] if path.startswith(prefix + "/") else f"(outside {prefix}) {path}"
+
+    def do_GET(self) -> None:
+        path = self._route()
         with self.owner._lock:
             self.owner.calls[path] += 1
         if not self._authorised():
@@ -215,7 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, f"no route {path}", "not_found")
 
     def do_POST(self) -> None:
-        path = self.path.split("?")[0]
+        path = self._route()
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
         owner = self.owner
         with owner._lock:
