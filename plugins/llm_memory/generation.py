@@ -155,7 +155,7 @@ def decode(model, out, mask: torch.Tensor, next_pos: torch.Tensor, limit: int, e
     """
     rows, prefix = mask.shape
     screened = None if reference else model.screened_head()
-    penalise = penalise_repeats_dense if reference else penalise_repeats
+    penalise_logits = penalise_repeats_dense if reference else penalise_repeats
     head = model.logits if reference else model.decode_logits
     cache = model.kv_cache(out)
     if not reference and limit > 1:
@@ -171,7 +171,7 @@ def decode(model, out, mask: torch.Tensor, next_pos: torch.Tensor, limit: int, e
         else:
             logits = head(hidden)
             if repetition_penalty != 1.0 and generated is not None:
-                logits = penalise(logits, generated, repetition_penalty)
+                logits = penalise_logits(logits, generated, repetition_penalty)
             nxt = logits.argmax(-1)
         if eos is not None:
             nxt = torch.where(finished, torch.full_like(nxt, eos), nxt)
