@@ -20,6 +20,7 @@ import numpy as np
 from rag_bench import hookimpl
 from rag_bench.errors import RagBenchError
 from rag_bench.provider import EvidenceProvider
+from rag_bench.text import evidence_store, utf8_size
 from rag_bench.types import Hit, ProvidedEvidence, Question
 
 from .text import passage_evidence
@@ -27,7 +28,12 @@ from .text import passage_evidence
 
 @dataclass(frozen=True)
 class BM25Params:
-    """Settings of the bm25 provider (``-P key=value``)."""
+    """Settings of the bm25 provider (``-P key=value``).
+
+    `evidence_bytes` (None: whole passages) stores and hands over only the
+    first that many UTF-8 bytes of each passage's evidence text, cut at a word
+    boundary (`rag_bench.text.utf8_prefix`); the index still holds whole passages.
+    """
 
     backend: str = "bm25s"
     k1: float = 0.9
@@ -35,12 +41,15 @@ class BM25Params:
     stemmer: str = "english"
     stopwords: str = "en"
     threads: int = 1
+    evidence_bytes: int | None = None
 
     def __post_init__(self):
         if self.backend not in ("bm25s", "pyserini"):
             raise ValueError(f"backend must be bm25s or pyserini, got {self.backend!r}")
         if self.k1 < 0 or not 0 <= self.b <= 1:
             raise ValueError("k1 must be >= 0 and b within [0, 1]")
+        if self.evidence_bytes is not None and self.evidence_bytes < 1:
+            raise ValueError(f"evidence_bytes must be a positive number of bytes (or none), got {self.evidence_bytes}")
 
 
 def _take(table: np.ndarray, positions) -> list[list]:
@@ -60,15 +69,19 @@ class BM25Provider(EvidenceProvider):
     Params = BM25Params
     description = "BM25 (bm25s; -P backend=pyserini for Lucene)"
     version = "1"
+    #: The cut changes what is handed over, not the index: every evidence_bytes shares one workdir.
+    runtime_settings = ("evidence_bytes",)
 
     def prepare(self, task, workdir: Path) -> None:
         self.task = task
         self.passages = task.corpus
         # Object arrays built once, so provide() takes a whole batch's ids and texts in one NumPy
         # call: per-hit Python work was most of the harness's cost over raw bm25s (benchmarks/bm25.py).
-        # `texts` is the provider's text store.
+        # `texts` is the provider's text store, cut to `evidence_bytes` when set.
         self.doc_ids = np.array([p.doc_id for p in task.corpus], dtype=object)
-        self.texts = np.array([passage_evidence(p) for p in task.corpus], dtype=object)
+        whole = [passage_evidence(p) for p in task.corpus]
+        self.whole_text_bytes = utf8_size(whole)
+        self.texts = np.array(evidence_store(whole, self.params.evidence_bytes), dtype=object)
         if self.params.backend == "pyserini":
             from .pyserini_backend import PyseriniIndex
 
@@ -78,6 +91,10 @@ class BM25Provider(EvidenceProvider):
 
             self.index = Bm25sIndex.build_or_load(task.corpus, workdir / "bm25s", self.params)
         self.workdir = workdir
+
+    def metadata(self) -> dict:
+        """The evidence cut and the bytes of the whole passages' text store beside the stored one."""
+        return {"evidence_bytes": self.params.evidence_bytes, "whole_text_bytes": self.whole_text_bytes}
 
     def _index(self):
         if not hasattr(self, "index"):
@@ -98,7 +115,7 @@ class BM25Provider(EvidenceProvider):
     def footprint(self) -> dict[str, int]:
         return {
             "index": self.index.size_bytes(),
-            "text_store": sum(len(text.encode("utf-8")) for text in self.texts),
+            "text_store": utf8_size(self.texts),
         }
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ from rag_bench import hookimpl
 from rag_bench.errors import RagBenchError
 from rag_bench.jsonl import fingerprint, write_json_atomic
 from rag_bench.provider import EvidenceProvider
+from rag_bench.text import evidence_store, utf8_size
 from rag_bench.types import Hit, ProvidedEvidence, Question
 from rag_bench_plugins.bm25.text import document_text, passage_evidence
 
@@ -41,6 +42,10 @@ class DenseParams:
     override the preset's (None: the preset's, or for a non-preset model no
     prefix and its own configuration's pooling and max length). `threads`
     sets torch's CPU threads while encoding (None: torch's default).
+    `evidence_bytes` (None: whole passages) stores and hands over only the
+    first that many UTF-8 bytes of each passage's evidence text, cut at a
+    word boundary (`rag_bench.text.utf8_prefix`): the equal-bytes baseline.
+    Passages are still encoded whole.
     """
 
     model: str = DEFAULT_MODEL
@@ -56,12 +61,15 @@ class DenseParams:
     ef_search: int = 128
     nlist: int | None = None
     nprobe: int = 16
+    evidence_bytes: int | None = None
 
     def __post_init__(self):
         if self.index not in faiss_index.INDEX_KINDS:
             raise ValueError(f"index must be one of {', '.join(faiss_index.INDEX_KINDS)}, got {self.index!r}")
         if self.batch_size < 1 or (self.threads is not None and self.threads < 1):
             raise ValueError("batch_size and threads must be at least 1")
+        if self.evidence_bytes is not None and self.evidence_bytes < 1:
+            raise ValueError(f"evidence_bytes must be a positive number of bytes (or none), got {self.evidence_bytes}")
 
 
 def ranked_evidence(
@@ -79,6 +87,8 @@ class DenseProvider(EvidenceProvider):
     Params = DenseParams
     description = f"dense retrieval (sentence-transformers + FAISS; presets: {', '.join(PRESETS)})"
     version = "1"
+    #: The cut changes what is handed over, not the index: every evidence_bytes shares one workdir.
+    runtime_settings = ("evidence_bytes",)
 
     def __init__(self, params: Any = None):
         super().__init__(params)
@@ -105,9 +115,11 @@ class DenseProvider(EvidenceProvider):
 
     def prepare(self, task, workdir: Path) -> None:
         self.workdir = workdir
-        # Built once: provide() only indexes these lists. `texts` is the provider's text store.
+        # Built once: provide() only indexes these lists. `texts` are the whole passages (what hybrid
+        # reranks); `evidence_texts` is the provider's text store, cut to `evidence_bytes` when set.
         self.doc_ids = [p.doc_id for p in task.corpus]
         self.texts = [passage_evidence(p) for p in task.corpus]
+        self.evidence_texts = evidence_store(self.texts, self.params.evidence_bytes)
         self.encoder = enc.load_encoder(self.model, self.params.device)
         if (workdir / DONE).is_file():
             self.index = faiss_index.load(workdir / INDEX_FILE)
@@ -123,8 +135,10 @@ class DenseProvider(EvidenceProvider):
         faiss_index.configure(self.index, self.params)
 
     def metadata(self) -> dict[str, Any]:
-        """A pretrained encoder, not trained on the corpus (the index is built from it, not fitted)."""
-        return {"base_model": self.model.model_id, "base_revision": enc.encoder_revision(self.encoder, self.model)}
+        """A pretrained encoder, not trained on the corpus (the index is built from it, not fitted); the evidence
+        cut and the bytes of the whole passages' text store beside the stored one."""
+        return {"base_model": self.model.model_id, "base_revision": enc.encoder_revision(self.encoder, self.model),
+                "evidence_bytes": self.params.evidence_bytes, "whole_text_bytes": utf8_size(self.texts)}
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Normalised query embeddings (with the query prefix)."""
@@ -146,12 +160,13 @@ class DenseProvider(EvidenceProvider):
         results = faiss_index.search(self.index, vectors, k)
         t2 = time.perf_counter()
         per_question = {"encode": (t1 - t0) * 1000 / len(questions), "search": (t2 - t1) * 1000 / len(questions)}
-        return [ranked_evidence(self.doc_ids, self.texts, ranked, timings_ms=dict(per_question)) for ranked in results]
+        return [ranked_evidence(self.doc_ids, self.evidence_texts, ranked, timings_ms=dict(per_question))
+                for ranked in results]
 
     def footprint(self) -> dict[str, int]:
         return {
             "index": (self.workdir / INDEX_FILE).stat().st_size,
-            "text_store": sum(len(text.encode("utf-8")) for text in self.texts),
+            "text_store": utf8_size(self.evidence_texts),
         }
 
     def close(self) -> None:

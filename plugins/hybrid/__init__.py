@@ -133,7 +133,8 @@ class HybridProvider(EvidenceProvider):
         stages = ("bm25", "dense", "fusion", "rerank")
         timings = {stage: (clock[i + 1] - clock[i]) * 1000 / len(questions) for i, stage in enumerate(stages[: len(clock) - 1])}
         info = {"reranked": min(p.rerank_depth, depth) if self.reranks else 0}
-        doc_ids, texts = self.dense.doc_ids, self.dense.texts
+        # The reranker reads whole passages (dense.texts); the reader gets dense's store (cut by -P dense=evidence_bytes=B).
+        doc_ids, texts = self.dense.doc_ids, self.dense.evidence_texts
         return [ranked_evidence(doc_ids, texts, ranking[:k], timings_ms=dict(timings), info=dict(info)) for ranking in fused]
 
     def _rerank(self, queries: list[str], fused: list[list[tuple[int, float]]]) -> list[list[tuple[int, float]]]:

@@ -1,0 +1,40 @@
+"""Text helpers shared by providers: the equal-bytes cut of a passage's evidence."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+
+def utf8_prefix(text: str, max_bytes: int) -> str:
+    """The longest start of `text` whose UTF-8 encoding fits in `max_bytes`, ending at a word boundary where one exists.
+
+    The cut never splits a character (a multi-byte character that does not fit
+    is dropped whole). When the cut falls inside a word, it moves back to the
+    last whitespace before it; a text whose first word alone is longer than
+    `max_bytes` is cut at the last whole character instead. Trailing whitespace
+    is dropped. A text that fits is returned unchanged.
+    """
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text
+    # A truncated multi-byte sequence can only sit at the end; "ignore" drops exactly it.
+    cut = encoded[:max_bytes].decode("utf-8", errors="ignore")
+    if not text[len(cut)].isspace():  # the cut splits a word: back to the last whitespace, if any
+        end = len(cut)
+        while end > 0 and not cut[end - 1].isspace():
+            end -= 1
+        if cut[:end].strip():
+            cut = cut[:end]
+    return cut.rstrip()
+
+
+def utf8_size(texts: Iterable[str]) -> int:
+    """Bytes of `texts` in UTF-8: what a text store of them holds."""
+    return sum(len(text.encode("utf-8")) for text in texts)
+
+
+def evidence_store(texts: Iterable[str], max_bytes: int | None) -> list[str]:
+    """The texts a provider stores and hands over: each cut by `utf8_prefix` to `max_bytes` (None: whole)."""
+    return list(texts) if max_bytes is None else [utf8_prefix(text, max_bytes) for text in texts]
