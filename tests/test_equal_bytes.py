@@ -113,3 +113,40 @@ def test_a_run_hands_over_and_stores_only_the_first_bytes(card, tmp_path, provid
     assert parts["text_store"] == cut_store_bytes(card, B) < whole.manifest["footprint_bytes"]["text_store"]
     assert meta["evidence_bytes"] == B and meta["whole_text_bytes"] == whole.manifest["footprint_bytes"]["text_store"]
     assert cut.metrics["aggregate"]["footprint_mb_per_1k"]["value"] < whole.metrics["aggregate"]["footprint_mb_per_1k"]["value"]
+
+
+def test_the_report_places_every_row_by_bytes_per_passage(card, tmp_path):
+    from click.testing import CliRunner
+
+    from rag_bench.cli import cli
+
+    for cut in (None, 32, B):
+        run_quietly(tmp_path, "bm25", task=card, provider_params={"evidence_bytes": str(cut)} if cut else {})
+    run_quietly(tmp_path, "no_retrieval", task=card)
+    out = tmp_path / "docs" / "RESULTS.md"
+    result = CliRunner().invoke(cli, ["report", "--runs-dir", str(tmp_path / "runs"), "--out", str(out)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    section = out.read_text().split("## Quality against bytes per passage", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| bm25")]
+    # Cheapest first: the 32-byte store, the 64-byte one, the whole passages; each with its index and text store.
+    assert [row.split(" | ")[0] for row in rows] == ["| bm25 32 B", "| bm25 64 B", "| bm25 whole"]
+    assert all("index " in row and "text_store " in row for row in rows)
+    assert "Not on the plot (no storage to place on a log axis): no_retrieval." in section
+    plot = tmp_path / "docs" / "results" / "equal-bytes-nq_mini_bytes.png"
+    assert plot.read_bytes().startswith(b"\x89PNG") and "](results/equal-bytes-nq_mini_bytes.png)" in section
+
+
+def test_cut_rows_are_not_whole_passage_baselines_and_are_labelled_by_their_bytes():
+    from types import SimpleNamespace
+
+    from rag_bench.report.render import _baselines, _label
+
+    def row(provider, cut, digest):
+        settings = {"model": "minilm", **({"evidence_bytes": cut} if cut != "absent" else {})}
+        return SimpleNamespace(provider=provider, task="nq_5k", reader="none", config_hash=digest,
+                               manifest={"provider": {"settings": settings}})
+
+    whole, cut, old = row("dense", None, "aaaaaaaa"), row("dense", 64, "bbbbbbbb"), row("bm25", "absent", "cccccccc")
+    assert _baselines([whole, cut, old, row("llm_memory", "absent", "d")]) == [whole, old]
+    assert _label(cut, [whole, cut]) == "dense (evidence_bytes=64) bbbbbb" and _label(whole, [whole, cut]) == "dense aaaaaa"

@@ -17,6 +17,7 @@ from ..leaderboard.significance import lower_is_better, paired_bootstrap
 from ..manifest import git_revision, now
 from ..summary import format_aggregate, markdown_table
 from ..sweep.summary import axes_of, grid_text, markdown as sweep_table, plot_name
+from .equal_bytes import cut_evidence, equal_bytes_section
 from .sources import ReportInputs
 
 NO_RETRIEVAL = "no_retrieval"
@@ -43,7 +44,8 @@ def verdict(agg: dict[str, Any] | None, target: float) -> str:
 
 def _label(entry: Entry, entries: list[Entry]) -> str:
     settings = (entry.manifest.get("provider") or {}).get("settings") or {}
-    label = entry.provider + (f" (base={settings['base']})" if "base" in settings else "")
+    label = entry.provider + "".join(f" ({key}={settings[key]})" for key in ("base", "evidence_bytes")
+                                     if settings.get(key) is not None)
     twins = [e for e in entries if e.task == entry.task and e.provider == entry.provider and e.reader == entry.reader]
     return label + (f" {entry.config_hash[:6]}" if len(twins) > 1 else "")
 
@@ -56,7 +58,8 @@ def _by_task(entries: list[Entry]) -> dict[str, list[Entry]]:
 
 
 def _baselines(entries: list[Entry]) -> list[Entry]:
-    return [e for e in entries if e.provider not in (FOCUS, NO_RETRIEVAL)]
+    """Whole-passage baselines: equal-bytes rows (evidence cut to B bytes) have their own section."""
+    return [e for e in entries if e.provider not in (FOCUS, NO_RETRIEVAL) and not cut_evidence(e)]
 
 
 def _best(items: list[Any], metric: str, value: Callable[[Any], float | None]) -> Any | None:
@@ -315,6 +318,7 @@ def render(inputs: ReportInputs, multihop: dict[str, Any] | None, out_md: Path, 
               f"sweep(s) and {len(inputs.curves)} write-path curve(s); rag-bench at commit "
               f"{git.get('commit', 'unknown')[:10]}{' (uncommitted changes)' if git.get('dirty') else ''}. "
               "Do not edit by hand: re-run the command.", ""]
-    sections = [plan_status(inputs, multihop), scope(inputs), comparison(inputs), sweeps(inputs, figures, out_md),
+    sections = [plan_status(inputs, multihop), scope(inputs), comparison(inputs),
+                equal_bytes_section(inputs.entries, figures, out_md), sweeps(inputs, figures, out_md),
                 curves(inputs, figures, out_md), multihop_section(multihop, inputs.sources, figures, out_md)]
     return "\n".join(header) + "\n" + "\n".join(sections)
