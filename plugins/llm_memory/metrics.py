@@ -7,14 +7,18 @@
   routed to (top-1, or any of the top k) over the run's questions, divided by
   its maximum, log(min(N, uses)): 1 is even use, 0 is collapse onto one z_i.
   `z_distinct@1` is the share of questions whose top-1 z_i no other question got first.
-- the controls, for the questions whose record carries them (the provider's
-  `control_every`): `control.<c>.evidence_rougeL` and `control.<c>.answer_recall@k`
-  of the evidence generated with z zeroed (`zeroed_z`), with z taken from
-  another passage (`shuffled_z`, routing unchanged), and of the question
-  itself as the evidence (`question_echo`, every question); and
-  `delta.<c>.<metric>`, llm_memory minus that control on the same questions,
-  whose bootstrap interval is a paired one (the harness resamples questions).
-  `answer_recall@k` is only scored at depths the evidence reaches.
+- the controls (controls.py says what each is), for the questions whose record
+  carries them (the provider's `control_every`): `control.<c>.evidence_rougeL`
+  and `control.<c>.answer_recall@k` of each control's evidence (`text_store`,
+  `no_lm_readout`, `closed_book`, `hard_shuffle`, `shuffled_z`, `zeroed_z`,
+  `query_swap`), and of the question itself as the evidence (`question_echo`,
+  every question); and `delta.<c>.<metric>`, llm_memory minus that control on
+  the same questions, whose bootstrap interval is a paired one (the harness
+  resamples questions). `answer_recall@k` is only scored at depths the
+  evidence reaches (query_swap has rank 1 only). `control.query_swap.unchanged`
+  is 1.0 for a question whose rank-1 evidence stays identical when another
+  question's text is put in with the same z, else 0.0: its mean is the share
+  of evidence the question does not change.
 - training figures from the memory's checkpoint card when the run trained it.
 """
 
@@ -34,6 +38,8 @@ from rag_bench.types import Question
 
 PROVIDER = "llm_memory"
 ECHO = "question_echo"
+#: The control that puts another question in with the same z (its verdict per question in provider info).
+QUERY_SWAP = "query_swap"
 _WORD = re.compile(r"\w+")
 
 
@@ -128,7 +134,7 @@ def evidence_scores(texts: Sequence[str], question: Question, ks: Sequence[int])
 
 def control_scores(record: dict[str, Any], question: Question, ks: Sequence[int]) -> dict[str, float]:
     """Per question: each control's scores and llm_memory minus them (question_echo for every question, the
-    generated controls where the record carries them)."""
+    generated controls where the record carries them), and whether the query swap left the evidence unchanged."""
     texts = list(record["evidence"])
     main = evidence_scores(texts, question, ks)
     controls = {ECHO: [question.text] * len(texts), **((record.get("provider_info") or {}).get("controls") or {})}
@@ -138,4 +144,7 @@ def control_scores(record: dict[str, Any], question: Question, ks: Sequence[int]
             if metric in main:
                 out[f"control.{name}.{metric}"] = value
                 out[f"delta.{name}.{metric}"] = main[metric] - value
+    swap = (record.get("provider_info") or {}).get("query_swap")
+    if swap is not None:
+        out[f"control.{QUERY_SWAP}.unchanged"] = float(bool(swap["unchanged"]))
     return out
