@@ -150,3 +150,24 @@ def test_cut_rows_are_not_whole_passage_baselines_and_are_labelled_by_their_byte
     whole, cut, old = row("dense", None, "aaaaaaaa"), row("dense", 64, "bbbbbbbb"), row("bm25", "absent", "cccccccc")
     assert _baselines([whole, cut, old, row("llm_memory", "absent", "d")]) == [whole, old]
     assert _label(cut, [whole, cut]) == "dense (evidence_bytes=64) bbbbbb" and _label(whole, [whole, cut]) == "dense aaaaaa"
+
+
+def test_the_memory_is_compared_with_each_equal_bytes_row_question_by_question():
+    from types import SimpleNamespace
+
+    from rag_bench.report.equal_bytes import _against_cut
+
+    def row(provider, cut, rouge):
+        settings = {} if cut == "absent" else {"evidence_bytes": cut}
+        scores = {"evidence_rougeL": {f"q{i}": rouge + 0.01 * (i % 3) for i in range(30)},
+                  "answer_recall@5": {f"q{i}": float(i % 2) for i in range(30)}}
+        return SimpleNamespace(provider=provider, row_id=f"{provider}-{cut}", scores=scores,
+                               manifest={"provider": {"settings": settings}})
+
+    memory, small, large = row("llm_memory", "absent", 0.4), row("dense", 64, 0.3), row("dense", 256, 0.5)
+    rows = [memory, large, small, row("dense", None, 0.6)]
+    labels = {r.row_id: r.row_id for r in rows}
+    text = _against_cut(memory, rows, labels)
+    assert text.index("dense-64: evidence_rougeL +0.100") < text.index("dense-256: evidence_rougeL -0.100")
+    assert "dense-None" not in text and "answer_recall@5 +0.000" in text
+    assert _against_cut(memory, [memory, rows[-1]], labels) == ""

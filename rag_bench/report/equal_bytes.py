@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..analysis.multihop import FOCUS
 from ..leaderboard.collect import Entry
 from ..summary import format_aggregate, markdown_table
 
@@ -114,6 +115,18 @@ def _plot(task: str, points: list[tuple[Entry, float]], labels: dict[str, str], 
     return path
 
 
+def _against_cut(focus: Entry, rows: list[Entry], labels: dict[str, str]) -> str:
+    """The focus row minus each equal-bytes row, per question (paired bootstrap)."""
+    from .render import _paired
+
+    cut = sorted((e for e in rows if cut_evidence(e)), key=lambda e: _settings(e)[CUT])
+    if not cut:
+        return ""
+    return (f"{labels[focus.row_id]} minus each equal-bytes row, paired bootstrap: "
+            + "; ".join(f"{labels[e.row_id]}: " + ", ".join(f"{m} {_paired(focus, e, m)}" for m in METRICS)
+                        for e in cut) + ".\n")
+
+
 def equal_bytes_section(entries: list[Entry], figures: Path, out_md: Path) -> str:
     """Per task: a table and a plot of evidence ROUGE-L and answer_recall@5 against bytes per passage."""
     parts = ["## Quality against bytes per passage (equal-bytes baselines)", "",
@@ -144,6 +157,7 @@ def equal_bytes_section(entries: list[Entry], figures: Path, out_md: Path) -> st
             path = _plot(task, points, labels, figures / f"equal-bytes-{task}.png")
             parts.append(f"![equal-bytes-{task}]({path.relative_to(out_md.parent).as_posix()})")
         if left_out:
-            parts.append(f"Not on the plot (no storage to place on a log axis): {', '.join(left_out)}.")
+            parts.append(f"Not on the plot (no storage to place on a log axis): {', '.join(left_out)}.\n")
+        parts += [_against_cut(focus, rows, labels) for focus in rows if focus.provider == FOCUS]
         parts.append("")
     return "\n".join(parts)
