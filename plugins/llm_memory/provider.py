@@ -131,6 +131,7 @@ class LLMMemoryProvider(EvidenceProvider):
             for row in range(len(questions))
         ]
 
+    @torch.inference_mode()
     def _controls(self, questions: Sequence[Question], routed: torch.Tensor,
                   evidence: list[list[str]]) -> dict[int, dict]:
         """The controls' evidence for the questions `control_every` picks, at the depth of the provider's own
@@ -168,8 +169,7 @@ class LLMMemoryProvider(EvidenceProvider):
             deeper = None
             if routed.shape[1] <= depth:
                 q_ids, q_mask = encode(model, tok, texts, params)
-                with torch.inference_mode():
-                    deeper, _ = self.index.search(model.route_queries(model.query_hidden(q_ids, q_mask)), depth + 1)
+                deeper, _ = self.index.search(model.route_queries(model.query_hidden(q_ids, q_mask)), depth + 1)
             neighbour = ctl.next_ranked(routed[rows], depth, deeper)
             last = decode(texts, model.z[neighbour[:, -1].to(model.z.device)])
             out["hard_shuffle"] = [evidence[i][1:] + last[j] for j, i in enumerate(rows)]
