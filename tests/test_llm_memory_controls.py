@@ -302,6 +302,9 @@ def test_every_control_reaches_the_records_and_the_metrics(tiny_provider):
             assert f"control.{name}.evidence_rougeL" in scores and f"delta.{name}.evidence_rougeL" in scores
         assert "control.text_store.answer_recall@2" in scores and "control.query_swap.answer_recall@2" not in scores
         assert scores["control.query_swap.unchanged"] == float(o.info["query_swap"]["unchanged"])
+    # the stored text and the readout are not the generated text by construction
+    assert any(o.info["controls"]["text_store"] != o.evidence for o in out)
+    assert any(o.info["controls"]["no_lm_readout"] != o.evidence for o in out)
     meta = provider.metadata()
     assert list(meta["controls"]) == list(ctl.NAMES) and meta["controls_out_of_distribution"] == ["zeroed_z"]
     assert meta["closed_book_memory"]["trained_with_this_run"]
