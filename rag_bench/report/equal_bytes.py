@@ -158,6 +158,6 @@ def equal_bytes_section(entries: list[Entry], figures: Path, out_md: Path) -> st
             parts.append(f"![equal-bytes-{task}]({path.relative_to(out_md.parent).as_posix()})")
         if left_out:
             parts.append(f"Not on the plot (no storage to place on a log axis): {', '.join(left_out)}.\n")
-        parts += [_against_cut(focus, rows, labels) for focus in rows if focus.provider == FOCUS]
+        parts += [text for text in (_against_cut(f, rows, labels) for f in rows if f.provider == FOCUS) if text]
         parts.append("")
     return "\n".join(parts)
