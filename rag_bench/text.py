@@ -30,6 +30,12 @@ def utf8_prefix(text: str, max_bytes: int) -> str:
     return cut.rstrip()
 
 
+def check_evidence_bytes(value: int | None) -> None:
+    """A provider's `evidence_bytes` setting: None (whole passages) or a positive number of bytes."""
+    if value is not None and value < 1:
+        raise ValueError(f"evidence_bytes must be a positive number of bytes (or none), got {value}")
+
+
 def utf8_size(texts: Iterable[str]) -> int:
     """Bytes of `texts` in UTF-8: what a text store of them holds."""
     return sum(len(text.encode("utf-8")) for text in texts)

@@ -20,7 +20,7 @@ import numpy as np
 from rag_bench import hookimpl
 from rag_bench.errors import RagBenchError
 from rag_bench.provider import EvidenceProvider
-from rag_bench.text import evidence_store, utf8_size
+from rag_bench.text import check_evidence_bytes, evidence_store, utf8_size
 from rag_bench.types import Hit, ProvidedEvidence, Question
 
 from .text import passage_evidence
@@ -48,8 +48,7 @@ class BM25Params:
             raise ValueError(f"backend must be bm25s or pyserini, got {self.backend!r}")
         if self.k1 < 0 or not 0 <= self.b <= 1:
             raise ValueError("k1 must be >= 0 and b within [0, 1]")
-        if self.evidence_bytes is not None and self.evidence_bytes < 1:
-            raise ValueError(f"evidence_bytes must be a positive number of bytes (or none), got {self.evidence_bytes}")
+        check_evidence_bytes(self.evidence_bytes)
 
 
 def _take(table: np.ndarray, positions) -> list[list]:

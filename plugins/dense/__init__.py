@@ -21,7 +21,7 @@ from rag_bench import hookimpl
 from rag_bench.errors import RagBenchError
 from rag_bench.jsonl import fingerprint, write_json_atomic
 from rag_bench.provider import EvidenceProvider
-from rag_bench.text import evidence_store, utf8_size
+from rag_bench.text import check_evidence_bytes, evidence_store, utf8_size
 from rag_bench.types import Hit, ProvidedEvidence, Question
 from rag_bench_plugins.bm25.text import document_text, passage_evidence
 
@@ -68,8 +68,7 @@ class DenseParams:
             raise ValueError(f"index must be one of {', '.join(faiss_index.INDEX_KINDS)}, got {self.index!r}")
         if self.batch_size < 1 or (self.threads is not None and self.threads < 1):
             raise ValueError("batch_size and threads must be at least 1")
-        if self.evidence_bytes is not None and self.evidence_bytes < 1:
-            raise ValueError(f"evidence_bytes must be a positive number of bytes (or none), got {self.evidence_bytes}")
+        check_evidence_bytes(self.evidence_bytes)
 
 
 def ranked_evidence(
