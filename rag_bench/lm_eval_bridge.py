@@ -92,6 +92,7 @@ class RagBenchLM(LM):
         if self.k < 1 or self.k > len(self.task.corpus):
             raise RagBenchError(f"k={self.k} must be between 1 and the corpus size of {self.task.name} ({len(self.task.corpus)})")
         self.reader.preflight()
+        self.reader.prepare(self.task)
         prepare_provider(self.provider_name, self.provider, self.task)
 
     def _query(self, context: str, doc: Any) -> str:

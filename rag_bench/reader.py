@@ -6,8 +6,12 @@ from abc import ABC, abstractmethod
 from concurrent.futures import Future
 from typing import Any, ClassVar, Sequence
 
-from .params import NoParams, params_to_dict
+from .params import NoParams, json_ready, params_to_dict
 from .types import Question, ReaderAnswer
+
+
+#: Reader settings that `Reader.fingerprint` records as decoding settings, where a reader has them.
+DECODING_SETTINGS = ("temperature", "top_p", "max_tokens", "max_new_tokens", "seed")
 
 
 class Reader(ABC):
@@ -53,6 +57,21 @@ class Reader(ABC):
     def preflight(self) -> None:
         """Fail fast, before the question loop, on a bad key, endpoint or model."""
 
+    def prepare(self, task: Any) -> None:
+        """Build or load what this reader needs for the run's task (e.g. train on its train split), after
+        `preflight` and before the question loop. A reader must never train on the split it is scored on.
+        The default needs nothing."""
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies the answers this reader gives, for the manifest and the leaderboard's grouping:
+        `model` (id or endpoint model name), `endpoint` (a remote reader's URL), `weights_sha256` (None where the
+        weights are not at hand),
+        `prompt_sha256` and the `decoding` settings; called after `prepare`. Rows whose readers'
+        fingerprints differ are never ranked in one column. The default reads them off `answer_settings()`."""
+        settings = self.answer_settings()
+        return {"model": settings.get("model"), "endpoint": settings.get("base_url"), "weights_sha256": None, "prompt_sha256": settings.get("prompt_sha256"),
+                "decoding": {k: settings[k] for k in DECODING_SETTINGS if k in settings}}
+
     @abstractmethod
     def read(self, questions: Sequence[Question], evidence: Sequence[Sequence[str]]) -> list[ReaderAnswer]:
         """Answer each question from its evidence texts; one `ReaderAnswer` per question, in order."""
@@ -78,3 +97,8 @@ def checked_answers(reader: Reader, questions: Sequence[Question], answers: Sequ
     if len(answers) != len(questions):
         raise RuntimeError(f"reader {type(reader).__name__} returned {len(answers)} answers for {len(questions)} questions")
     return list(answers)
+
+
+def reader_fingerprint(name: str, reader: Reader) -> dict[str, Any]:
+    """`reader.fingerprint()` headed by the reader's kind (its registered name), as the manifest records it."""
+    return json_ready({"kind": name, **reader.fingerprint()})

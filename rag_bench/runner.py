@@ -29,7 +29,7 @@ from .params import json_ready, parse_params
 from .paths import cache_dir
 from .plugins import warn_about_broken_plugins
 from .provider import EvidenceProvider, provide_evidence, provider_metadata
-from .reader import Reader, checked_answers
+from .reader import Reader, checked_answers, reader_fingerprint
 from .registry import registry
 from .run_dir import RunDir
 from .task import Task
@@ -291,6 +291,7 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
     )
     reader.limit_consecutive_failures(cfg.max_consecutive_failures)
     reader.preflight()
+    reader.prepare(task)
     for judge in cfg.judges:
         registry().metrics.get(judge).preflight(ctx)
     # A reader that queues its calls (`Reader.queues_reads`) gets the next batch before this one is back, so
@@ -304,6 +305,7 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
         run.reset()
     run.path.mkdir(parents=True, exist_ok=True)
     manifest = run.read_manifest() if run.exists() else _new_manifest(cfg, plan, argv)
+    check_reader_fingerprint(manifest, reader_fingerprint(cfg.reader, reader), run.path)
     manifest["status"] = "running"
     manifest.setdefault("sessions", []).append(session)
     run.clear_metrics()
@@ -459,6 +461,17 @@ def run_judges(cfg: RunConfig, records: Sequence[dict[str, Any]], questions: Seq
             if isinstance(judge, Judge):
                 judgements[name] = judge_questions(name, judge, [r for r, _ in ok], [q for _, q in ok], ctx, run, log)
     return judgements
+
+
+def check_reader_fingerprint(manifest: dict[str, Any], found: dict[str, Any], path: Path) -> None:
+    """Record the reader's fingerprint in the manifest; a resumed run whose reader answers differently stops."""
+    section = manifest.setdefault("reader", {})
+    recorded = section.get("fingerprint")
+    if recorded is not None and recorded != found:
+        changed = sorted(k for k in recorded.keys() | found.keys() if recorded.get(k) != found.get(k))
+        raise RagBenchError(f"{path}: the reader differs from the one this run started with ({', '.join(changed)}); "
+                            "pass --overwrite to start the run again")
+    section["fingerprint"] = found
 
 
 def _new_manifest(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) -> dict[str, Any]:

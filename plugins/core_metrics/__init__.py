@@ -19,7 +19,7 @@ import numpy as np
 
 from rag_bench import hookimpl
 from rag_bench.metric import Aggregate, Metric, RunContext
-from rag_bench.scoring.answer import exact_match, f1_score
+from rag_bench.scoring.answer import answer_match, exact_match, f1_score
 from rag_bench.scoring.bootstrap import statistic_with_ci
 from rag_bench.scoring.evidence import rouge_l
 from rag_bench.scoring.retrieval import all_gold_at, has_answer, hit_at, mrr_at, ndcg_at, recall_at
@@ -30,14 +30,19 @@ ROUGE_MAX_DEPTH = 5
 
 
 class AnswerMetric(Metric):
-    """`em` and `f1` of the reader's answer (SQuAD normalisation, max over gold answers)."""
+    """`em`, `f1` and `match` of the reader's answer (SQuAD normalisation, max over gold answers).
 
-    description = "em, f1 of the reader's answer"
+    `match` (BERGEN's lenient metric): a gold answer occurs in the normalised answer.
+    """
+
+    description = "em, f1, match of the reader's answer"
 
     def score_one(self, record: dict[str, Any], question: Question, ctx: RunContext) -> dict[str, float]:
         if record.get("answer") is None or not question.answers:
             return {}
-        return {"em": exact_match(record["answer"], question.answers), "f1": f1_score(record["answer"], question.answers)}
+        answer = record["answer"]
+        return {"em": exact_match(answer, question.answers), "f1": f1_score(answer, question.answers),
+                "match": answer_match(answer, question.answers)}
 
 
 class RetrievalMetric(Metric):

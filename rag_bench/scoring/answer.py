@@ -25,6 +25,21 @@ def exact_match(prediction: str, gold: Iterable[str]) -> float:
     return float(any(pred == normalize_answer(g) for g in gold))
 
 
+def answer_match(prediction: str, gold: Iterable[str]) -> float:
+    """1.0 when some normalised gold answer occurs in the normalised prediction as a whole-token sequence.
+
+    BERGEN's lenient `match`, for readers that answer in sentences ("It was
+    written by William Shakespeare" matches "Shakespeare"); an empty gold
+    answer never matches.
+    """
+    pred = normalize_answer(prediction).split()
+    for answer in gold:
+        needle = normalize_answer(answer).split()
+        if needle and any(pred[i : i + len(needle)] == needle for i in range(len(pred) - len(needle) + 1)):
+            return 1.0
+    return 0.0
+
+
 def _f1(prediction: str, gold: str) -> float:
     pred_tokens = normalize_answer(prediction).split()
     gold_tokens = normalize_answer(gold).split()

@@ -1,0 +1,16 @@
+"""The `extractive` reader (a span-extraction model trained on the task) and the `oracle` provider (gold passages)."""
+
+from rag_bench import hookimpl
+
+from .oracle import OracleProvider
+from .reader import ExtractiveReader
+
+
+@hookimpl
+def register_readers(register):
+    register("extractive", ExtractiveReader)
+
+
+@hookimpl
+def register_providers(register):
+    register("oracle", OracleProvider)
