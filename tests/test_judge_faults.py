@@ -54,7 +54,7 @@ def _assert_other_metrics(result):
         assert result.metrics["aggregate"][name]["n"] == result.metrics["counts"]["ok"], name
 
 
-def test_a_plain_text_judge_scores_nothing_and_says_so(questions, key, tmp_path):
+def test_a_plain_text_judge_scores_nothing_and_says_so(questions, key, tmp_path, needs_ragchecker):
     script = ScriptedJudge(scripted_answers(questions[:LIMIT]))
     with ChatServer(responder=with_plain_text(script, lambda text: True)) as server:
         cfg = reader_config(server, tmp_path, limit=LIMIT, judges=("ragas", "ragchecker"),
@@ -75,7 +75,7 @@ def test_a_plain_text_judge_scores_nothing_and_says_so(questions, key, tmp_path)
     assert "InstructorRetryException" in log and "no claims extracted from the answer" in log
 
 
-def test_a_partly_failing_judge_scores_exactly_the_rest_and_a_rerun_asks_only_the_failed(questions, key, tmp_path):
+def test_a_partly_failing_judge_scores_exactly_the_rest_and_a_rerun_asks_only_the_failed(questions, key, tmp_path, needs_ragchecker):
     qs = questions[:LIMIT]
     script = ScriptedJudge(scripted_answers(qs))
     # q1: its checker verdicts are plain text; q2: HTTP 500 for every judge call; q3: every judge call times out.
@@ -132,7 +132,7 @@ def test_ragas_unparseable_for_one_question_leaves_the_others_exact(questions, k
     _assert_other_metrics(result)
 
 
-def test_a_judge_endpoint_that_goes_away_stops_the_run_and_a_rerun_resumes(questions, key, tmp_path):
+def test_a_judge_endpoint_that_goes_away_stops_the_run_and_a_rerun_resumes(questions, key, tmp_path, needs_ragchecker):
     script = ScriptedJudge(scripted_answers(questions))
     with ChatServer(responder=script) as server:
         # One question at a time: q0 and q1 are judged; from q2's first judge call on, the server drops every judge call.
@@ -164,7 +164,7 @@ def test_a_judge_endpoint_that_goes_away_stops_the_run_and_a_rerun_resumes(quest
         assert result.metrics["judges"]["ragchecker"]["scored"] == 5 and result.manifest["status"] == "complete"
 
 
-def test_cli_exit_status_and_quiet_terminal_with_a_plain_text_judge(questions, key, tmp_path):
+def test_cli_exit_status_and_quiet_terminal_with_a_plain_text_judge(questions, key, tmp_path, needs_ragchecker):
     script = ScriptedJudge(scripted_answers(questions[:2]))
     with ChatServer(responder=with_plain_text(script, lambda text: True)) as server:
         cmd = [sys.executable, "-m", "rag_bench.cli", "run", "-p", "bm25", "-t", "nq_5k", "--limit", "2", "-k", "1,3",

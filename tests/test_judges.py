@@ -60,7 +60,7 @@ def test_ragas_end_to_end(judge_server, questions, tmp_path):
     assert [again.metrics["aggregate"][n] for n in judged] == [result.metrics["aggregate"][n] for n in judged]
 
 
-def test_ragchecker_end_to_end(judge_server, questions, tmp_path):
+def test_ragchecker_end_to_end(judge_server, questions, tmp_path, needs_ragchecker):
     result = execute(reader_config(judge_server, tmp_path, limit=LIMIT, judges=("ragchecker",)))
     records = records_of(result)
     for q in questions:
