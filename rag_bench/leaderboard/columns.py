@@ -11,7 +11,7 @@ from .collect import Entry
 CONTROLS = r"(control|delta)\..*"
 # Column families in display order; a metric joins the first family whose pattern matches.
 FAMILIES = [
-    r"em", r"f1", r"(ragas|ragchecker)[._].*", r"recall@\d+", r"hit@\d+", r"answer_recall@\d+",
+    r"em", r"f1", r"match", r"(ragas|ragchecker)[._].*", r"recall@\d+", r"hit@\d+", r"answer_recall@\d+",
     r"mrr@\d+", r"ndcg@\d+", r"evidence_.*", CONTROLS,
 ]
 EFFICIENCY = ["latency_p50_ms", "latency_p95_ms", "footprint_mb_per_1k", "prepare_s"]

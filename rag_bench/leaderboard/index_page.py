@@ -23,6 +23,9 @@ class TaskView:
     plots: list[Plot]
     #: row_id -> the label that tells a provider's variants apart ("" for a provider with one row).
     labels: dict[str, str] = field(default_factory=dict)
+    #: The reader every row of this view was read by (its fingerprint, described), and how many readers the task has.
+    reader_label: str = ""
+    reader_groups: int = 1
 
     def __post_init__(self):
         if not self.labels:
@@ -163,6 +166,14 @@ def ties_list(view: TaskView) -> str:
             f"scores, 95%)</summary><ul>{''.join(items)}</ul></details>")
 
 
+def _reader_note(view: TaskView) -> str:
+    if not view.reader_label:
+        return ""
+    others = (f" This task has rows of {view.reader_groups} readers; each reader has its own table, and rows of "
+              "different readers are never ranked against each other.") if view.reader_groups > 1 else ""
+    return f'<p class="reader-group">Reader: <b>{esc(view.reader_label)}</b>.{esc(others)}</p>'
+
+
 def task_section(view: TaskView) -> str:
     first = view.entries[0]
     task_info = first.manifest.get("task") or {}
@@ -174,6 +185,7 @@ def task_section(view: TaskView) -> str:
     return (
         f'<section class="task" data-task="{esc(view.task)}" id="task-{esc(view.slug)}">'
         f"<h2>{esc(view.task)}</h2>"
+        f"{_reader_note(view)}"
         f"<p>Task version {esc(task_info.get('version', '?'))}, split {esc(', '.join(splits))}, "
         f"{esc(task_info.get('passages', '?'))} passages; {len(view.entries)} row(s). "
         "Bold: the best value of a column. <span class=\"tie\">≈</span>: not significantly different from it "
@@ -188,11 +200,12 @@ def task_section(view: TaskView) -> str:
 
 
 def index_body(views: list[TaskView]) -> str:
-    options = "".join(f'<option value="{esc(v.task)}">{esc(v.task)}</option>' for v in views)
+    options = "".join(f'<option value="{esc(task)}">{esc(task)}</option>' for task in dict.fromkeys(v.task for v in views))
     rows = sum(len(v.entries) for v in views)
     intro = (
         "<h1>rag-bench leaderboard</h1>"
-        f"<p>{rows} run(s) over {len(views)} task(s). Every provider is read by the reader named in its row; "
+        f"<p>{rows} run(s) over {len({v.task for v in views})} task(s). Every provider is read by the reader named in its row; "
+        "rows of different readers (reader kind, model, weights, prompt or decoding) are in separate tables; "
         "values are means over the questions of the split with 95% bootstrap intervals. "
         "Click a column header to sort, a provider to see its per-question records.</p>"
         f'<div class="controls"><label for="task-filter">Task </label><select id="task-filter">'

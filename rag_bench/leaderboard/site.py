@@ -19,6 +19,7 @@ from .collect import Entry
 from .index_page import TaskView, index_body
 from .markup import ASSETS, asset_text, page
 from .plots import task_plots
+from .readers import label, reader_groups
 from .run_page import run_body
 
 MARKER = ".rag-bench-site"
@@ -62,9 +63,12 @@ def build_site(entries: list[Entry], out: Path, plots: bool = True) -> BuiltSite
         by_task.setdefault(entry.task, []).append(entry)
     views = []
     for task in sorted(by_task):
-        task_entries = by_task[task]
-        made = task_plots(slug(task), task_entries, out) if plots else []
-        views.append(TaskView(task, slug(task), task_entries, made))
+        # One table per reader: rows whose readers' fingerprints differ are never ranked in one column.
+        groups = reader_groups(by_task[task])
+        for key, fp, group in groups:
+            view_slug = slug(task) if len(groups) == 1 else f"{slug(task)}--{key}"
+            made = task_plots(view_slug, group, out) if plots else []
+            views.append(TaskView(task, view_slug, group, made, reader_label=label(fp), reader_groups=len(groups)))
     index = out / "index.html"
     index.write_text(page("rag-bench leaderboard", index_body(views), "", built), encoding="utf-8")
     (out / "runs").mkdir(exist_ok=True)

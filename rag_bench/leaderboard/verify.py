@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..measurements import is_measurement
 from .collect import Entry, collect_entries
+from .readers import differing_fields, reader_fingerprint, recorded_fingerprint
 from .redact import REDACTED
 
 
@@ -39,6 +40,10 @@ def compare(published: Entry, rerun: Entry, tolerance: float, footprint_toleranc
         return Check(published, False, f"configuration differs (published {published.config_hash}, re-run "
                      f"{rerun.config_hash}): {why}")
     worst, failures, deviations = 0.0, [], {}
+    if recorded_fingerprint(published) is not None:  # rows published before it was recorded have none to compare
+        changed = differing_fields(reader_fingerprint(published), reader_fingerprint(rerun))
+        if changed:
+            failures.append(f"reader fingerprint differs ({'; '.join(changed)})")
     for name, agg in sorted(published.aggregate.items()):
         if is_measurement(name):
             continue
