@@ -16,6 +16,7 @@ from rag_bench_plugins.core_metrics import EfficiencyMetric
 from rag_bench_plugins.llm_memory.config import LLMMemoryParams
 from rag_bench_plugins.llm_memory.evaluation import gold_slice
 from rag_bench_plugins.llm_memory.generation import encode, generate, route
+from rag_bench_plugins.llm_memory.provider import GENERATED_CONTROLS
 from rag_bench_plugins.llm_memory.system import MemorySystem
 from rag_bench_plugins.llm_memory.tokenizer import minilm_path
 
@@ -88,7 +89,7 @@ def test_provider_on_a_saved_base_routes_generates_and_reports_every_trained_byt
     provider.prepare(slice_task(nq_5k, passages, questions), tmp_path)
     out = provider.provide(questions[:2], 3, evidence_k=2)
     assert [len(o.hits) for o in out] == [3, 3] and [len(o.evidence) for o in out] == [2, 2]
-    assert set(out[0].info["controls"]) == {"zeroed_z", "shuffled_z"}
+    assert set(out[0].info["controls"]) == set(GENERATED_CONTROLS) - ({"closed_book"} if provider.closed is None else set())
     parts = provider.footprint()
     assert set(parts) == {"memory_table", "projection_and_heads", "lora", "extra_base_model"}
     model = provider.system.model
