@@ -25,15 +25,19 @@ def corpus_fingerprint(passages: Sequence[Passage]) -> str:
     return hashlib.sha256("\n".join(digests).encode("ascii")).hexdigest()
 
 
-def saved_tensors(model, params) -> dict[str, torch.Tensor]:
-    """What a checkpoint holds: every trainable tensor (LoRA, Z, projection, routing heads), and the whole LM when tiny."""
-    return {name: p.detach().to("cpu").contiguous().clone() for name, p in model.named_parameters()
-            if p.requires_grad or params.is_tiny}
+def saved_tensors(model, params, final: bool = False) -> dict[str, torch.Tensor]:
+    """What a checkpoint holds: every trainable tensor (LoRA, Z, projection, routing heads), and the whole LM when
+    tiny; a finished memory's Z in 16 bits under ``z_storage=fp16`` (a training state keeps it in fp32)."""
+    tensors = {name: p.detach().to("cpu").contiguous().clone() for name, p in model.named_parameters()
+               if p.requires_grad or params.is_tiny}
+    if final and params.z_storage == "fp16" and "z" in tensors:
+        tensors["z"] = tensors["z"].half()
+    return tensors
 
 
-def write_weights(model, params, path: Path) -> None:
+def write_weights(model, params, path: Path, final: bool = False) -> None:
     tmp = path.with_suffix(".tmp")
-    save_file(saved_tensors(model, params), str(tmp))
+    save_file(saved_tensors(model, params, final), str(tmp))
     tmp.replace(path)
 
 
@@ -41,7 +45,7 @@ def read_weights(model, path: Path) -> None:
     """Load saved tensors into `model` (Z is resized to the saved number of passages)."""
     tensors = load_file(str(path))
     if "z" in tensors and tensors["z"].shape != model.z.shape:
-        model.z.data = torch.empty_like(tensors["z"], device=model.z.device)
+        model.z.data = torch.empty(tensors["z"].shape, dtype=model.z.dtype, device=model.z.device)
     unexpected = model.load_state_dict(tensors, strict=False).unexpected_keys
     if unexpected:
         raise RagBenchError(f"llm_memory: checkpoint {path} holds weights this model lacks ({unexpected[:3]}...); "
@@ -53,7 +57,7 @@ def save_checkpoint(folder: Path, model, tokenizer, params, doc_ids: Sequence[st
     from .tokenizer import save_tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
-    write_weights(model, params, folder / WEIGHTS)
+    write_weights(model, params, folder / WEIGHTS, final=True)
     save_tokenizer(tokenizer, folder)
     card = {"format": FORMAT, "settings": params_dict(params), "doc_ids": list(doc_ids),
             "corpus_fingerprint": fingerprint, **extra}

@@ -71,7 +71,8 @@ def train(task_name, provider_params, out, slice_size):
         from .evaluation import gold_slice
 
         passages, questions = gold_slice(passages, questions, slice_size)
-    _, report = MemorySystem.fit(params, passages, questions, out)
+    dev = task.split("dev") if "dev" in task.card.splits else []
+    _, report = MemorySystem.fit(params, passages, questions, out, dev=dev)
     from .train import process_state
 
     if not process_state().is_main_process:

@@ -16,18 +16,33 @@ WRITE_LR = 5e-3
 TOKENIZERS = ("corpus", "minilm", "minilm-warm")
 NEGATIVES = ("batch+bm25", "all")
 POOLING = ("mean", "last")
-#: How z_i's slots are laid out and initialised (see content_init): `pooled` cuts the passage into m_tokens chunks
-#: and mean-pools each, keys from the mean over slots; `key+tokens` puts the passage's pooled hidden state in slot 0
-#: (the routing key) and the embeddings of its first m_tokens - 1 tokens in the other slots.
-LAYOUTS = ("pooled", "key+tokens")
+#: How z_i's slots are laid out and initialised (see content_init): `key+states` (the design's layout; becomes the default with its first published measurement) puts a routing key in
+#: slot 0 and, in the other m_tokens - 1 slots, the encoder's contextual states of the passage mean-pooled over as many
+#: consecutive chunks (a lossy summary, not the text: the LM must learn to read the evidence out of it); `pooled` cuts
+#: the passage into m_tokens chunks of input embeddings, keys from the mean over slots; `key+tokens` ("text in
+#: embedding form", today's default, to become a named ablation) puts the input embeddings of the passage's first m_tokens - 1 tokens in the
+#: token slots: a copy of the text the `opening` target asks for.
+LAYOUTS = ("key+states", "pooled", "key+tokens")
+#: Labels the board and the run's metadata give each layout.
+LAYOUT_LABELS = {"key+states": "learned z (encoder-initialised summary)", "pooled": "learned z (pooled embeddings)",
+                 "key+tokens": "text in embedding form"}
+#: Where the routing key slot starts (`key_init`): `retriever` is the base encoder's mean-pooled passage embedding
+#: (for minilm: all-MiniLM-L6-v2's, the vector `dense -P model=minilm` indexes); `random` learns keys from the LM's
+#: own states through the routing loss alone (no retriever initialisation).
+KEY_INITS = ("retriever", "random")
+#: What Z is stored and answered from: fp32, or rounded to fp16 once training ends (half the bytes).
+Z_STORAGE = ("fp32", "fp16")
 #: Settings that change only inference, not the trained memory: a checkpoint's own values are replaced by the
 #: caller's, and they stay out of the provider's cache key (changing one reuses the trained memory).
 RUNTIME_FIELDS = ("max_new_tokens", "repetition_penalty", "threads", "checkpoint", "control_every", "exact_routing_max",
-                  "inference_quantization")
-#: What every example asks the LM to generate: `opening` is the routed passage's first max_evidence_tokens tokens
-#: (a target the query cannot supply, only z can); `sentence` is the gold sentences for train questions and the
-#: passage from a span's sentence onwards for spans (targets that start with the query's own words).
-TARGETS = ("opening", "sentence")
+                  "inference_quantization", "closed_book_control")
+#: What every example asks the LM to generate (data.py): `evidence` (the design's objective; becomes the default with its first published measurement) is a train
+#: question's answer-bearing evidence in each of its gold passages (the gold sentences, an answer-centred window of
+#: at most max_evidence_tokens), and for an indexing pseudo-query (a span of one sentence) the window of that
+#: sentence around it: one passage, many targets, chosen by the query. `opening` (today's default, to become an ablation) is the passage's
+#: first max_evidence_tokens tokens whatever the query; `sentence` (the objective before `opening`) is the gold
+#: sentences, and the passage from a span's sentence onwards.
+TARGETS = ("evidence", "opening", "sentence")
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,11 @@ class LLMMemoryParams:
     100,000, chosen by `benchmarks/routing_scale.py`). `inference_quantization=int8` generates the evidence from a
     copy of the trained model whose LM linear layers are int8 (CPU, fbgemm: faster, not the same tokens; the
     controls read the same copy; routing stays fp32); ``none`` decodes the trained fp32 weights.
+    `z_layout`, `key_init`, `z_storage` and `evidence_target`: see the module's LAYOUTS, KEY_INITS, Z_STORAGE and
+    TARGETS. `closed_book` trains and answers with every z zeroed (the closed-book control: the same LM, adapters and
+    examples, z withheld); `closed_book_control` false skips training that control with a run. `eval_every` steps
+    (and before the first) the routing recall on the dev questions given to training is measured (the routing
+    curve in the memory's card).
     """
 
     base: str = MINILM
@@ -69,7 +89,10 @@ class LLMMemoryParams:
     m_tokens: int = 17
     z_dim: int = 128
     z_layout: str = "key+tokens"
+    key_init: str = "retriever"
+    z_storage: str = "fp32"
     evidence_target: str = "opening"
+    closed_book: bool = False
     route_dim: int = 128
     route_pool: str = "mean"
     route_layer: int | None = None
@@ -103,6 +126,8 @@ class LLMMemoryParams:
     tiny_intermediate: int = 768
     threads: int = 0
     control_every: int = 1
+    closed_book_control: bool = True
+    eval_every: int = 250
     checkpoint: str | None = None
     gradient_checkpointing: bool | None = None
     exact_routing_max: int | None = None
@@ -111,7 +136,7 @@ class LLMMemoryParams:
     def __post_init__(self):
         positive = ("m_tokens", "z_dim", "route_dim", "batch_size", "grad_accum", "epochs", "max_evidence_tokens",
                     "max_new_tokens", "max_query_tokens", "lora_r", "tiny_layers", "tiny_heads",
-                    "tiny_kv_heads", "tiny_intermediate", "tokenizer_vocab", "checkpoint_every")
+                    "tiny_kv_heads", "tiny_intermediate", "tokenizer_vocab", "checkpoint_every", "eval_every")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
@@ -121,7 +146,8 @@ class LLMMemoryParams:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         choices = {"quantization": ("none", "4bit"), "finetune": ("auto", "lora", "full"), "tokenizer": TOKENIZERS,
                    "route_negatives": NEGATIVES, "route_pool": POOLING, "z_layout": LAYOUTS,
-                   "evidence_target": TARGETS, "inference_quantization": ("none", "int8")}
+                   "evidence_target": TARGETS, "inference_quantization": ("none", "int8"), "key_init": KEY_INITS,
+                   "z_storage": Z_STORAGE}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
@@ -145,10 +171,18 @@ class LLMMemoryParams:
         if self.route_pool == "last" and self.routing_layer == 0:
             raise ValueError("route_pool=last at route_layer=0 reads the input embedding of the query template's last "
                              "token, which is the same for every query; use route_layer >= 1 or -1, or route_pool=mean")
-        if self.z_layout == "key+tokens" and self.m_tokens < 2:
-            raise ValueError("z_layout=key+tokens needs m_tokens >= 2 (one key slot and at least one token slot)")
+        if self.z_layout != "pooled" and self.m_tokens < 2:
+            raise ValueError(f"z_layout={self.z_layout} needs m_tokens >= 2 (one key slot and at least one content slot)")
+        if self.z_layout == "pooled" and self.key_init != "retriever":
+            raise ValueError("key_init applies to the key slot of z_layout=key+states|key+tokens; z_layout=pooled "
+                             "derives its keys from the mean over its slots")
         if not self.base.strip():
             raise ValueError("base must name a Hugging Face model id or path, or tiny")
+
+    @property
+    def has_key_slot(self) -> bool:
+        """Whether slot 0 of each z_i is its routing key (every layout but `pooled`)."""
+        return self.z_layout != "pooled"
 
     @property
     def is_tiny(self) -> bool:

@@ -1,17 +1,22 @@
-"""z_i from the passage's content, not noise, in one of two layouts (`z_layout`).
+"""z_i from the passage's content, not noise, in one of three layouts (`z_layout`).
 
+- ``key+states`` (the design's layout): slot 0 holds the passage's pooled hidden
+  state (the routing key: for a BERT base, the bidirectional encoder's
+  mean-pooled last layer, the sentence embedding the checkpoint was trained to
+  produce; for a decoder, its own mean-pooled last layer), and slots 1..m-1
+  the same encoder's last-layer states of the passage's first 256 tokens,
+  mean-pooled over m-1 consecutive chunks: a lossy summary of the whole
+  passage (about 8 tokens a slot on nq_5k), not its text. The LM must learn
+  to read the evidence out of it, and z trains from there.
 - ``pooled``: the passage's first 256 tokens cut into m_tokens consecutive
   chunks, the input embeddings of each chunk mean-pooled.
-- ``key+tokens``: slot 0 holds the passage's pooled hidden state (for a BERT
-  base, the bidirectional encoder's mean-pooled last layer: the sentence
-  embedding the checkpoint was trained to produce; for a decoder, its own
-  mean-pooled last layer), which the routing key is derived from; slots
-  1..m-1 hold the input embeddings of the passage's first m-1 tokens, the
-  same tokens the evidence target starts with.
+- ``key+tokens`` ("text in embedding form", the current default): slot 0 as above,
+  slots 1..m-1 the input embeddings of the passage's first m-1 tokens, the
+  same tokens the `opening` target starts with: a copy of the text.
 
-Every vector is rescaled to the mean norm of the token embeddings, then
-mapped to z_dim by a fixed basis D (hidden -> z_dim); the projection starts
-as Dᵀ, so proj(z_i) starts as the content itself.
+``key_init=random`` replaces the key slot's start by a random vector (keys learned from the routing loss alone, no
+retriever initialisation). Every vector is rescaled to the mean norm of the token embeddings, then mapped to z_dim by
+a fixed basis D (hidden -> z_dim); the projection starts as Dᵀ, so proj(z_i) starts as the content itself.
 """
 
 from __future__ import annotations
@@ -73,18 +78,27 @@ def _encoder_for_states(model):
     return model.body
 
 
+def chunk_means(hidden: torch.Tensor, length: int, chunks: int) -> torch.Tensor:
+    """(chunks, hidden): the first `length` rows of `hidden` cut into `chunks` consecutive runs (at least one row
+    each, repeating the last rows when there are fewer rows than chunks), each mean-pooled."""
+    bounds = [(i * length // chunks, max((i + 1) * length // chunks, i * length // chunks + 1)) for i in range(chunks)]
+    return torch.stack([hidden[min(lo, length - 1) : min(hi, length)].mean(0) for lo, hi in bounds])
+
+
 @torch.no_grad()
-def passage_states(model, tokenizer, texts: Sequence[str]) -> torch.Tensor:
-    """(N, hidden): the mean-pooled last hidden state of each passage (first 256 tokens), in length-sorted batches."""
+def encoder_states(model, tokenizer, texts: Sequence[str], chunks: int = 0) -> torch.Tensor:
+    """(N, 1 + chunks, hidden): the mean-pooled last hidden state of each passage (first 256 tokens), then (with
+    `chunks`) the same states mean-pooled over `chunks` consecutive runs of its tokens; in length-sorted batches."""
     encoder = _encoder_for_states(model)
     encoded = tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=CONTENT_TOKENS)["input_ids"]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     device = model.z.device
-    out = torch.empty(len(encoded), token_table(model).shape[1])
+    out = torch.empty(len(encoded), 1 + chunks, token_table(model).shape[1])
     embed = model.lm.get_input_embeddings()
     starts = range(0, len(order), STATE_BATCH)
     for start in tqdm(starts, desc="llm_memory passage states", unit="batch", disable=len(starts) < 10):
-        rows = [encoded[i] for i in order[start : start + STATE_BATCH]]
+        batch = order[start : start + STATE_BATCH]
+        rows = [encoded[i] for i in batch]
         width = max(len(r) for r in rows)
         ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in rows], device=device)
         mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
@@ -92,26 +106,47 @@ def passage_states(model, tokenizer, texts: Sequence[str]) -> torch.Tensor:
             hidden = encoder(inputs_embeds=embed(ids), attention_mask=mask).last_hidden_state
         else:
             hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        hidden = hidden.float()
         weights = mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
-        out[torch.tensor(order[start : start + STATE_BATCH])] = pooled.float().cpu()
+        out[torch.tensor(batch), 0] = ((hidden * weights).sum(1) / weights.sum(1).clamp(min=1)).cpu()
+        for row, i in enumerate(batch):
+            if chunks:
+                out[i, 1:] = chunk_means(hidden[row], len(rows[row]), chunks).cpu()
     return out.to(device)
+
+
+def passage_states(model, tokenizer, texts: Sequence[str]) -> torch.Tensor:
+    """(N, hidden): the mean-pooled last hidden state of each passage (first 256 tokens)."""
+    return encoder_states(model, tokenizer, texts)[:, 0]
+
+
+def random_keys(count: int, hidden: int, seed: int) -> torch.Tensor:
+    """(count, hidden) seeded Gaussian vectors: key slots with no retriever initialisation (``key_init=random``)."""
+    return torch.randn(count, hidden, generator=torch.Generator().manual_seed(seed))
 
 
 def content_vectors(model, tokenizer, passages: Sequence[Passage]) -> torch.Tensor:
     """(N, m_tokens, hidden): what each z_i holds before the map to z_dim, in the model's layout."""
-    if model.params.z_layout == "pooled":
-        return pooled_chunks(model, tokenizer, [passage_text(p) for p in passages])
+    params = model.params
+    texts = [passage_text(p) for p in passages]
+    if params.z_layout == "pooled":
+        return pooled_chunks(model, tokenizer, texts)
     table = token_table(model)
     norm = table.norm(dim=-1).mean()
-    key = rescale(passage_states(model, tokenizer, [passage_text(p) for p in passages]), norm)
     slots = model.m_tokens - 1
-    ids = opening_ids(tokenizer, passages, slots)
-    tokens = torch.zeros(len(passages), slots, table.shape[1], device=table.device)
-    for row, seq in enumerate(ids):
-        tokens[row, : len(seq)] = table[torch.tensor(seq, device=table.device)]
-        tokens[row, len(seq):] = table[tokenizer.pad_token_id]
-    return torch.cat([key[:, None], tokens], 1)
+    if params.z_layout == "key+states":
+        content = rescale(encoder_states(model, tokenizer, texts, slots), norm)
+    else:
+        key = rescale(passage_states(model, tokenizer, texts), norm)
+        ids = opening_ids(tokenizer, passages, slots)
+        tokens = torch.zeros(len(passages), slots, table.shape[1], device=table.device)
+        for row, seq in enumerate(ids):
+            tokens[row, : len(seq)] = table[torch.tensor(seq, device=table.device)]
+            tokens[row, len(seq):] = table[tokenizer.pad_token_id]
+        content = torch.cat([key[:, None], tokens], 1)
+    if params.key_init == "random":
+        content[:, 0] = rescale(random_keys(len(passages), table.shape[1], params.seed + 2), norm).to(content.device)
+    return content
 
 
 def orthonormal(rows: int, cols: int, seed: int) -> torch.Tensor:

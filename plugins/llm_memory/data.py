@@ -12,9 +12,13 @@ import torch
 from rag_bench.types import Passage, Question
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_WORD = re.compile(r"\w+")
 SPAN_WORDS = (6, 14)
 #: Words of a passage's opening (about max_evidence_tokens WordPiece tokens) that spans avoid under target=opening.
 OPENING_WORDS = 30
+#: WordPiece tokens per whitespace word of English Wikipedia text, about: an evidence window of max_evidence_tokens
+#: tokens keeps this many times fewer words, so the answer it is centred on is not cut off by the token limit.
+TOKENS_PER_WORD = 1.4
 
 
 @dataclass(frozen=True)
@@ -36,21 +40,82 @@ def query_text(query: str) -> str:
     return f"question: {query.strip()}\nevidence:"
 
 
-def pseudo_queries(passage: Passage, n: int, rng: random.Random, target: str = "opening") -> list[tuple[str, str, str]]:
+def window_words(max_tokens: int) -> int:
+    """Whitespace words in an evidence window of `max_tokens` tokens (the last one is the end-of-evidence token)."""
+    return max(4, int((max_tokens - 1) / TOKENS_PER_WORD))
+
+
+def _norm_words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def find_words(words: Sequence[str], needles: Sequence[str]) -> int | None:
+    """Index of the first whitespace word of `words` where one of `needles` (as lower-cased \\w+ words) starts."""
+    normed = [_norm_words(w) for w in words]
+    flat = [(i, t) for i, ws in enumerate(normed) for t in ws]
+    tokens = [t for _, t in flat]
+    for needle in needles:
+        target = _norm_words(needle)
+        if not target:
+            continue
+        for j in range(len(tokens) - len(target) + 1):
+            if tokens[j : j + len(target)] == target:
+                return flat[j][0]
+    return None
+
+
+def window(text: str, around: Sequence[str], max_words: int) -> str:
+    """`text` itself when it has at most `max_words` words, else the `max_words` consecutive words centred on the
+    first occurrence of one of `around` (answers, or a query span), or its first words when none occurs."""
+    words = text.split()
+    if len(words) <= max_words:
+        return text.strip()
+    at = find_words(words, around)
+    centre = 0 if at is None else at
+    begin = max(0, min(centre - max_words // 2, len(words) - max_words))
+    return " ".join(words[begin : begin + max_words])
+
+
+def overlap(a: str, b: str) -> int:
+    """Distinct lower-cased \\w+ words that `a` and `b` share."""
+    return len(set(_norm_words(a)) & set(_norm_words(b)))
+
+
+def question_evidence(question: Question, passage: Passage, max_words: int) -> str:
+    """What a train question asks of one of its gold passages (the design's objective): the question's gold evidence
+    sentences that are in this passage; else the passage's sentences that hold a gold answer; else its sentence
+    sharing the most words with the question (a bridge passage of a multi-hop question) — as a window of at most
+    `max_words` words centred on the answer."""
+    from rag_bench.gold_evidence import split_sentences
+    from rag_bench.scoring.retrieval import has_answer
+
+    text = passage.text.strip()
+    own = [s for s in question.gold_evidence if s.strip() and s.strip() != text and s.strip() in text]
+    if not own:
+        own = [s for s in split_sentences(text) if has_answer(s, question.answers)]
+    if not own:
+        candidates = split_sentences(text) or [text]
+        own = [max(candidates, key=lambda s: overlap(s, question.text))]  # max keeps the first of equals
+    return window(" ".join(own), question.answers, max_words)
+
+
+def pseudo_queries(passage: Passage, n: int, rng: random.Random, target: str = "evidence",
+                   max_words: int = 23) -> list[tuple[str, str, str]]:
     """Up to `n` (query, evidence, kind) indexing examples of one passage.
 
-    ``target=opening`` (the default): the title, then word spans drawn from past
-    the passage's opening where it is long enough, each mapped to the passage's
-    opening: a target the query does not contain, so only z_i can supply it.
-    ``target=sentence`` (the earlier objective): title and leading sentence map to
-    the opening, a span to the passage from the sentence holding it onwards, so
-    the target starts with the query's own words.
+    ``target=evidence`` (the design's objective): the title maps to the passage's first
+    sentence, and a span of words drawn from one sentence maps to the window of
+    that sentence around it: a passage has as many targets as sentences, and the
+    query picks which. ``target=opening`` (the current default): the title, then word spans
+    drawn from past the passage's opening, each mapped to the opening, whatever
+    the query. ``target=sentence`` (the earlier objective): title and leading
+    sentence map to the opening, a span to the passage from its sentence onwards.
     """
     sents = sentences(passage.text) or [passage.text]
     lead = passage.text
     out: list[tuple[str, str, str]] = []
     if passage.title:
-        out.append((passage.title, lead, "title"))
+        out.append((passage.title, window(sents[0], (), max_words) if target == "evidence" else lead, "title"))
     if target == "sentence":
         out.append((" ".join(sents[0].split()[: SPAN_WORDS[1] + 6]), lead, "lead"))
     words = passage.text.split()
@@ -65,35 +130,43 @@ def pseudo_queries(passage: Passage, n: int, rng: random.Random, target: str = "
         sent_words = sents[i].split()
         size = min(len(sent_words), rng.randint(*SPAN_WORDS))
         begin = rng.randint(0, len(sent_words) - size)
-        out.append((" ".join(sent_words[begin : begin + size]), " ".join(sents[i:]), "span"))
+        span = " ".join(sent_words[begin : begin + size])
+        evidence = window(sents[i], (span,), max_words) if target == "evidence" else " ".join(sents[i:])
+        out.append((span, evidence, "span"))
     return out[:n]
 
 
-def gold_evidence(question: Question, passage: Passage, target: str = "opening") -> str:
-    """A train question's target: its passage's opening, or (``sentence``) its gold evidence sentences."""
+def gold_evidence(question: Question, passage: Passage, target: str = "evidence", max_words: int = 23) -> str:
+    """A train question's target in one of its gold passages: its answer-bearing evidence (`question_evidence`), the
+    passage's opening (``opening``), or its gold evidence sentences (``sentence``)."""
+    if target == "evidence":
+        return question_evidence(question, passage, max_words)
     if target == "opening":
         return passage.text
     return " ".join(question.gold_evidence) if question.gold_evidence else passage.text
 
 
 def build_examples(passages: Sequence[Passage], questions: Sequence[Question], params, seed: int) -> list[Example]:
-    """Indexing examples for every passage mixed with the train questions whose gold passage is in `passages`."""
+    """Indexing examples for every passage mixed with the train questions whose gold passages are in `passages`:
+    one example per (question, gold passage) under ``evidence`` (every hop of a multi-hop question is trained), the
+    first gold passage only under the earlier targets."""
     rng = random.Random(seed)
     position = {p.doc_id: i for i, p in enumerate(passages)}
     target = params.evidence_target
+    words = window_words(params.max_evidence_tokens)
     examples = [Example(q, i, ev, kind) for i, p in enumerate(passages)
-                for q, ev, kind in pseudo_queries(p, params.pseudo_queries, rng, target)]
+                for q, ev, kind in pseudo_queries(p, params.pseudo_queries, rng, target, words)]
     for question in questions:
-        gold = next((position[d] for d in question.gold_doc_ids if d in position), None)
-        if gold is not None:
-            evidence = gold_evidence(question, passages[gold], target)
+        golds = [position[d] for d in question.gold_doc_ids if d in position]
+        for gold in golds if target == "evidence" else golds[:1]:
+            evidence = gold_evidence(question, passages[gold], target, words)
             examples += [Example(question.text, gold, evidence, "question")] * params.question_repeat
     return examples
 
 
 def hard_negatives(passages: Sequence[Passage], examples: Sequence[Example], count: int) -> list[list[int]]:
     """The top BM25 passages of each example's query other than its own (bm25s, the bm25 provider's tokenisation)."""
-    if count == 0 or len(passages) < 2:
+    if count == 0 or len(passages) < 2:  # (none are needed when routing is scored against every key)
         return [[] for _ in examples]
     import bm25s
 

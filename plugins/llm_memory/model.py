@@ -75,13 +75,16 @@ class MemoryModel(nn.Module):
         return self.lm.get_input_embeddings()(ids)
 
     def memory_embeds(self, z: torch.Tensor) -> torch.Tensor:
-        """proj(z): (..., m, z_dim) -> (..., m, hidden) in the LM's dtype."""
+        """proj(z): (..., m, z_dim) -> (..., m, hidden) in the LM's dtype; under ``closed_book`` every z is withheld
+        (zeros, whatever memory is routed or handed in), in training and in generation alike."""
+        if self.params.closed_book:
+            z = torch.zeros_like(z)
         return self.proj(z).to(self.lm_dtype)
 
     def key_of(self, z: torch.Tensor) -> torch.Tensor:
         """Unit-norm routing keys of memories z (..., m, z_dim), derived from z itself: its key slot (slot 0) under
-        ``z_layout=key+tokens``, the mean over its slots under ``pooled``."""
-        source = z[..., 0, :] if self.params.z_layout == "key+tokens" else z.mean(-2)
+        ``z_layout=key+states|key+tokens``, the mean over its slots under ``pooled``."""
+        source = z[..., 0, :] if self.params.has_key_slot else z.mean(-2)
         return F.normalize(self.route_key(source), dim=-1)
 
     def keys(self) -> torch.Tensor:

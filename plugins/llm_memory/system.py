@@ -18,6 +18,7 @@ from .config import LLMMemoryParams, RUNTIME_FIELDS
 from .content_init import init_memory, passage_text
 from .data import build_examples, encode_examples, hard_negatives
 from .model import MemoryModel
+from .routing_check import INITIAL, RoutingCurve, comparable, initial_state, save_initial
 from .tokenizer import TOKENIZER_DIR, build_tokenizer, load_tokenizer, read_token_id, save_tokenizer
 from .train import TrainReport, has_state, process_state, train
 
@@ -61,8 +62,13 @@ class MemorySystem:
     @classmethod
     def fit(cls, params: LLMMemoryParams, passages: Sequence[Passage], questions: Sequence[Question], folder: Path,
             progress: bool = True, stop_after: int | None = None,
-            on_step: Callable[[int, MemoryModel], None] | None = None) -> tuple["MemorySystem", TrainReport]:
+            on_step: Callable[[int, MemoryModel], None] | None = None,
+            dev: Sequence[Question] = ()) -> tuple["MemorySystem", TrainReport]:
         """Train on indexing examples of `passages` and the `questions` whose gold passage is among them, then save to `folder`.
+
+        `dev` questions measure the routing before training and every `eval_every` steps (`RoutingCurve`, in the
+        card); the untrained routing is kept beside the memory (`routing_check`) so runs can compare the two.
+        Under ``z_storage=fp16`` Z is rounded to 16 bits once training ends, and answered from as stored.
 
         Under a multi-process launch every process trains its share of each
         batch (see `train`), and only the main process writes: the tokenizer
@@ -79,21 +85,39 @@ class MemorySystem:
             save_tokenizer(build_tokenizer(params, [passage_text(p) for p in passages]), state)
         distributed.wait_for_everyone()
         tokenizer = load_tokenizer(state) if saved_tokenizer.is_dir() else None
-        system = cls.build(params, passages, tokenizer, init=not has_state(state))
+        resumed = has_state(state)
+        system = cls.build(params, passages, tokenizer, init=not resumed and not params.closed_book)
         examples = build_examples(passages, questions, params, params.seed)
-        negatives = hard_negatives(passages, examples, params.hard_negatives)
+        negatives = hard_negatives(passages, examples, params.hard_negatives if params.route_negatives != "all" else 0)
         encoded = encode_examples(system.tokenizer, examples, negatives, params)
+        checks = not params.closed_book and distributed.is_main_process
+        if checks and not resumed and comparable(params):
+            save_initial(state, initial_state(system.model))
+        curve = RoutingCurve(system.tokenizer, params, dev if checks else (), system.doc_ids, state)
+        curve.measure(0, system.model)
+
+        def after_step(step: int, model: MemoryModel) -> None:
+            curve.on_step(step, model)
+            if on_step is not None:
+                on_step(step, model)
+
         report = train(system.model, encoded, params, state, system.tokenizer.pad_token_id, stop_after=stop_after,
-                       progress=progress, on_step=on_step)
+                       progress=progress, on_step=after_step)
         if report.interrupted:
             return system, report
+        curve.measure(report.steps, system.model)
+        if params.z_storage == "fp16":
+            system.model.z.data = system.model.z.data.half().float()
         system.card = {"train": {"steps": report.steps, "seconds": report.seconds, "resumed_from": report.resumed_from,
                                  "examples": len(encoded), "kinds": _kinds(examples), "history": report.history,
                                  "splits": sorted({q.split for q in questions}), "processes": report.processes,
-                                 "device": report.device, "dtype": str(system.model.lm_dtype).removeprefix("torch.")},
+                                 "device": report.device, "dtype": str(system.model.lm_dtype).removeprefix("torch."),
+                                 "routing_curve": curve.summary()},
                        "base": base_provenance(params)}
         if distributed.is_main_process:  # under `accelerate launch`, one process writes
             system.save(folder)
+            if (state / INITIAL).is_file():
+                shutil.copyfile(state / INITIAL, folder / INITIAL)
             shutil.rmtree(state, ignore_errors=True)
         distributed.wait_for_everyone()
         return system, report

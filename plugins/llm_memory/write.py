@@ -16,7 +16,7 @@ from rag_bench.types import Passage
 
 from .config import WRITE_LR, WRITE_STEPS
 from .content_init import content_z
-from .data import Collator, encode_evidence, encode_queries, pseudo_queries
+from .data import Collator, encode_evidence, encode_queries, pseudo_queries, window_words
 from .system import MemorySystem
 
 
@@ -51,7 +51,9 @@ class NewPassageBatch:
     def __init__(self, system: MemorySystem, passages: Sequence[Passage], seed: int):
         params = system.params
         rng = random.Random(seed)
-        rows = [(local, q, ev) for local, p in enumerate(passages) for q, ev, _ in pseudo_queries(p, max(params.pseudo_queries, 1), rng, params.evidence_target)]
+        words = window_words(params.max_evidence_tokens)
+        rows = [(local, q, ev) for local, p in enumerate(passages)
+                for q, ev, _ in pseudo_queries(p, max(params.pseudo_queries, 1), rng, params.evidence_target, words)]
         self.local = torch.tensor([r[0] for r in rows])
         tok = system.tokenizer
         batch = Collator(tok.pad_token_id, 0).pad(encode_queries(tok, [r[1] for r in rows], params.max_query_tokens),
