@@ -43,7 +43,9 @@ def test_manifest_records_versions_data_and_settings(nq_5k, tmp_path):
     assert manifest["task"]["version"] == 1 and manifest["task"]["files_sha256"] == nq_5k.files_sha256
     assert manifest["ks"] == [1, 3] and manifest["seed"] == 0
     assert manifest["software"]["plugins"]["bm25"]["distribution"] == "rag-bench"
-    assert manifest["reader"] == {"name": "none", "settings": {}, "plugin": "no_reader", "runtime_settings": []}
+    assert manifest["reader"] == {"name": "none", "settings": {}, "plugin": "no_reader", "runtime_settings": [],
+                                  "fingerprint": {"kind": "none", "model": None, "endpoint": None, "weights_sha256": None,
+                                                  "prompt_sha256": None, "decoding": {}}}
     assert manifest["reader_k"] == 3  # --reader-k 5 capped at the largest -k
     assert manifest["command"][:2] == ["rag-bench", *manifest["command"][1:2]]
     assert manifest["sessions"][0]["ended"] >= manifest["sessions"][0]["started"]
