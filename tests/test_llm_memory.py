@@ -99,7 +99,8 @@ def test_memory_add_lowers_new_passage_loss_and_leaves_theta_bit_identical(train
 def test_provider_loads_checkpoint_routes_and_generates(trained, slice_200, nq_5k, tmp_path):
     _, _, folder = trained
     passages, questions = slice_200
-    provider = build_provider("llm_memory", {"checkpoint": str(folder), "max_new_tokens": "6"})
+    # the closed-book control's own training is tested in test_llm_memory_controls.py
+    provider = build_provider("llm_memory", {"checkpoint": str(folder), "max_new_tokens": "6", "closed_book_control": "false"})
     provider.prepare(slice_task(nq_5k, passages, questions), tmp_path)
     out = provider.provide(questions[:3], 4)
     assert [len(o.hits) for o in out] == [4, 4, 4] and [len(o.evidence) for o in out] == [4, 4, 4]
@@ -113,7 +114,7 @@ def test_provider_loads_checkpoint_routes_and_generates(trained, slice_200, nq_5
 def test_provider_generates_from_an_int8_copy_routes_as_before_and_counts_the_trained_weights(trained, slice_200, nq_5k, tmp_path):
     _, _, folder = trained
     passages, questions = slice_200
-    settings = {"checkpoint": str(folder), "max_new_tokens": "6"}
+    settings = {"checkpoint": str(folder), "max_new_tokens": "6", "closed_book_control": "false"}
     exact = build_provider("llm_memory", settings)
     int8 = build_provider("llm_memory", {**settings, "inference_quantization": "int8"})
     for provider in (exact, int8):
