@@ -329,3 +329,40 @@ def test_closed_book_control_can_be_skipped_and_questions_outside_the_sample_get
         assert ("controls" in o.info) == controlled(q.qid, 3)
         assert "closed_book" not in o.info.get("controls", {})
     assert "closed_book" not in provider.metadata()["controls"]
+
+
+@needs_closed_book
+def test_closed_book_memory_is_reused_from_the_workdir_and_named_by_the_memorys_settings(tiny_provider, tiny_memory,
+                                                                                          tiny_slice, nq_5k):
+    import dataclasses
+    from pathlib import Path
+
+    from rag_bench.errors import RagBenchError
+    from rag_bench.runner import build_provider
+
+    first, _ = tiny_provider
+    _, folder = tiny_memory
+    passages, questions = tiny_slice
+    task = dataclasses.replace(nq_5k, corpus=list(passages), questions=list(questions))
+    workdir = Path(first.closed.folder).parent
+    again = build_provider("llm_memory", {"checkpoint": str(folder), "max_new_tokens": "6"})
+    again.prepare(task, workdir)
+    assert not again.closed.trained_here and again.closed.folder == first.closed.folder
+    assert again.closed.system.params.max_new_tokens == 6  # runtime settings are the run's
+    params = first.system.params
+    key = ctl.settings_key(ctl.closed_book_params(params))
+    assert Path(first.closed.folder).name == f"{ctl.CLOSED_BOOK_DIR}-{key}"
+    assert ctl.settings_key(ctl.closed_book_params(params.replace(max_new_tokens=3, control_every=2))) == key
+    assert ctl.settings_key(ctl.closed_book_params(params.replace(max_train_steps=7))) != key
+    from rag_bench_plugins.llm_memory.checkpoint import read_card
+
+    card = read_card(Path(first.closed.folder))
+    assert ctl.same_training(card, ctl.closed_book_params(params))
+    assert not ctl.same_training(card, params)  # the main memory's settings are not the control's
+    # a memory trained otherwise where the control's should be is refused, not answered from
+    import shutil
+
+    elsewhere = workdir.parent / f"{workdir.name}-other"
+    shutil.copytree(folder, elsewhere / Path(first.closed.folder).name)
+    with pytest.raises(RagBenchError, match="other settings"):
+        build_provider("llm_memory", {"checkpoint": str(folder)}).prepare(task, elsewhere)
