@@ -212,7 +212,7 @@ def test_a_run_reads_the_oracle_passages_offline(tmp_path, tiny_encoder, fresh_c
     assert agg["em"]["value"] >= 0.9 and agg["match"]["value"] >= agg["em"]["value"] and agg["recall@1"]["value"] == 1.0
     fp = result.manifest["reader"]["fingerprint"]
     assert fp["kind"] == "extractive" and fp["model"] == tiny_encoder and len(fp["weights_sha256"]) == 64
-    assert fp["decoding"]["max_answer_tokens"] == 10
+    assert fp["decoding"]["max_answer_tokens"] == 7
     # The same command resumes with the same reader; a reader that changed under it is refused.
     again = execute(RunConfig(provider="oracle", task=card, split="train", reader="extractive", reader_params=settings,
                               runs_dir=tmp_path / "runs"))

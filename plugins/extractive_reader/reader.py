@@ -63,7 +63,7 @@ class ExtractiveParams:
     seed: int = 0
     max_length: int = 192
     doc_stride: int = 64
-    max_answer_tokens: int = 10
+    max_answer_tokens: int = 7
     passage_weight: float = 1.0
     read_batch_size: int = 32
     checkpoint_every: int = 100
