@@ -163,3 +163,31 @@ def test_z_is_stored_in_16_bits_and_answered_from_as_stored(memorised, nq_5k):
     assert torch.equal(system.model.z, system.model.z.half().float())
     loaded = MemorySystem.load(folder, {p.doc_id: p for p in system.passages})
     assert torch.equal(loaded.model.z, system.model.z)
+
+
+def test_a_run_compares_trained_with_untrained_routing_and_reports_z_against_its_text(memorised, corpus, nq_5k, tmp_path):
+    import dataclasses
+
+    from rag_bench.metric import RunContext  # noqa: F401  (the metric's inputs, as the harness builds them)
+    from rag_bench.runner import build_provider
+
+    from rag_bench_plugins.llm_memory.metrics import control_scores
+
+    system, _, questions, folder = memorised
+    provider = build_provider("llm_memory", {"checkpoint": str(folder), "closed_book_control": "false",
+                                             "control_every": "0"})
+    provider.prepare(dataclasses.replace(nq_5k, corpus=list(corpus), questions=list(questions)), tmp_path)
+    out = provider.provide(questions[:4], 3, 1)
+    for question, given in zip(questions[:4], out):
+        initial = given.info["routing_init"]
+        assert len(initial) == 3 and set(initial) <= set(system.doc_ids)
+        record = {"evidence": given.evidence, "hits": [[h.doc_id, h.score] for h in given.hits],
+                  "provider_info": given.info}
+        scores = control_scores(record, question, (1, 3))
+        trained = float(given.hits[0].doc_id in question.gold_doc_ids)
+        assert scores["delta.routing_init.recall@1"] == trained - scores["control.routing_init.recall@1"]
+    meta = provider.metadata()
+    text = sum(len(f"{p.title}\n{p.text}".encode()) for p in corpus) / len(corpus)
+    assert meta["z_bytes_per_passage"] == 9 * 128 * 2 and meta["text_bytes_per_passage"] == round(text, 1)
+    assert meta["z_layout"].startswith("key+states") and "retriever" in meta["key_init"]
+    assert provider.footprint()["memory_table"] == len(corpus) * 9 * 128 * 2

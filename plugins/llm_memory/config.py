@@ -30,8 +30,12 @@ LAYOUT_LABELS = {"key+states": "learned z (encoder-initialised summary)", "poole
 #: (for minilm: all-MiniLM-L6-v2's, the vector `dense -P model=minilm` indexes); `random` learns keys from the LM's
 #: own states through the routing loss alone (no retriever initialisation).
 KEY_INITS = ("retriever", "random")
+KEY_INIT_LABELS = {"retriever": "initialised from a pretrained retriever's passage embeddings (the base encoder's)",
+                   "random": "learned from the LM's own states (random start, no retriever initialisation)"}
 #: What Z is stored and answered from: fp32, or rounded to fp16 once training ends (half the bytes).
 Z_STORAGE = ("fp32", "fp16")
+#: Bytes per element of Z as stored.
+Z_BYTES = {"fp32": 4, "fp16": 2}
 #: Settings that change only inference, not the trained memory: a checkpoint's own values are replaced by the
 #: caller's, and they stay out of the provider's cache key (changing one reuses the trained memory).
 RUNTIME_FIELDS = ("max_new_tokens", "repetition_penalty", "threads", "checkpoint", "control_every", "exact_routing_max",

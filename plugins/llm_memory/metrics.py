@@ -20,6 +20,9 @@
   question's text is put in with the same z, else 0.0: its mean is the share
   of evidence the question does not change.
 - training figures from the memory's checkpoint card when the run trained it.
+- `control.routing_init.recall@k` / `delta.routing_init.recall@k`: the untrained
+  memory's routing of the same question (the memory keeps it: routing_check), and
+  trained minus untrained, paired; absent for memories that kept none.
 """
 
 from __future__ import annotations
@@ -33,13 +36,15 @@ from typing import Any, Sequence
 
 from rag_bench.metric import Aggregate, Metric, RunContext
 from rag_bench.scoring.evidence import rouge_l
-from rag_bench.scoring.retrieval import has_answer
+from rag_bench.scoring.retrieval import has_answer, recall_at
 from rag_bench.types import Question
 
 PROVIDER = "llm_memory"
 ECHO = "question_echo"
 #: The control that puts another question in with the same z (its verdict per question in provider info).
 QUERY_SWAP = "query_swap"
+#: The untrained memory's routing of the same question (routing_check): trained minus untrained recall, paired.
+ROUTING_INIT = "routing_init"
 _WORD = re.compile(r"\w+")
 
 
@@ -144,6 +149,15 @@ def control_scores(record: dict[str, Any], question: Question, ks: Sequence[int]
             if metric in main:
                 out[f"control.{name}.{metric}"] = value
                 out[f"delta.{name}.{metric}"] = main[metric] - value
+    initial = (record.get("provider_info") or {}).get("routing_init")
+    if initial is not None:
+        trained = [doc_id for doc_id, _ in record["hits"]]
+        gold = set(question.gold_doc_ids)
+        for k in ks:
+            if gold and k <= len(initial):
+                before, after = recall_at(initial, gold, k), recall_at(trained, gold, k)
+                out[f"control.{ROUTING_INIT}.recall@{k}"] = before
+                out[f"delta.{ROUTING_INIT}.recall@{k}"] = after - before
     swap = (record.get("provider_info") or {}).get("query_swap")
     if swap is not None:
         out[f"control.{QUERY_SWAP}.unchanged"] = float(bool(swap["unchanged"]))

@@ -15,9 +15,11 @@ from rag_bench.types import Hit, ProvidedEvidence, Question
 from . import controls as ctl
 from .base import base_identity, check_environment
 from .checkpoint import check_corpus, read_card
-from .config import LLMMemoryParams, RUNTIME_FIELDS
+from .config import KEY_INIT_LABELS, LAYOUT_LABELS, LLMMemoryParams, RUNTIME_FIELDS, Z_BYTES
+from .content_init import passage_text
 from .controls import controlled, derangement  # noqa: F401  (re-exported: tests and benchmarks import them here)
 from .generation import encode, key_index, route_and_generate
+from .routing_check import InitialRouting, comparable, load_initial
 from .quantized import int8_inference_copy
 from .system import MemorySystem
 
@@ -25,6 +27,15 @@ MEMORY_DIR = "memory"
 #: The controls generated beside the evidence (controls.py says what each is); the question echo needs no model
 #: (metrics.py). closed_book is there when its memory was trained (`closed_book_control`).
 GENERATED_CONTROLS = ctl.NAMES
+
+
+def storage_ratio(system: MemorySystem) -> dict:
+    """Z's bytes per passage (as stored) beside the bytes of the text it stands for (UTF-8 title and text), and
+    their ratio: above 1, the memory is larger than simply storing the passage."""
+    z_bytes = system.model.z[0].numel() * Z_BYTES[system.params.z_storage]
+    text_bytes = sum(len(passage_text(p).encode("utf-8")) for p in system.passages) / max(1, len(system.passages))
+    return {"z_bytes_per_passage": z_bytes, "text_bytes_per_passage": round(text_bytes, 1),
+            "z_to_text_bytes": round(z_bytes / text_bytes, 3) if text_bytes else None}
 
 
 def tensor_bytes(tensors) -> int:
@@ -66,7 +77,8 @@ class LLMMemoryProvider(EvidenceProvider):
             raise RagBenchError(f"llm_memory: -P checkpoint={folder} holds no memory checkpoint (memory.json + memory.safetensors)")
         questions = task.split("train") if "train" in task.card.splits else []
         if card is None:
-            self.system, _ = MemorySystem.fit(self.params, task.corpus, questions, folder)
+            dev = task.split("dev") if "dev" in task.card.splits else []
+            self.system, _ = MemorySystem.fit(self.params, task.corpus, questions, folder, dev=dev)
         else:
             check_corpus(card, folder, task.corpus, task.name)
             self.system = MemorySystem.load(folder, task.passages_by_id, runtime=self.params)
@@ -111,6 +123,10 @@ class LLMMemoryProvider(EvidenceProvider):
         self.shuffle = derangement(len(system.doc_ids), system.params.seed)
         self.generating = generating_model(system)
         self.index = key_index(system.model, system.params.exact_routing_max)
+        state = load_initial(self.folder) if comparable(system.params) and getattr(self, "folder", None) else None
+        #: The untrained routing (routing_check), ranking every question beside the trained one; None where the
+        #: memory kept none (trained before it was kept, or fully fine-tuned).
+        self.initial = InitialRouting(state, system.model.z.device) if state is not None else None
 
     def provide(self, questions: Sequence[Question], k: int, evidence_k: int | None = None) -> list[ProvidedEvidence]:
         system = self.system
@@ -121,6 +137,8 @@ class LLMMemoryProvider(EvidenceProvider):
         route_ms = routed.seconds * 1000 / len(questions)
         controls = self._controls(questions, routed.positions, evidence)
         doc_ids = system.doc_ids
+        for row, top in enumerate(self._initial_top(texts, k)):
+            controls.setdefault(row, {})["routing_init"] = [doc_ids[i] for i in top]
         return [
             ProvidedEvidence(
                 hits=[Hit(doc_ids[int(i)], float(s)) for i, s in zip(routed.positions[row], routed.scores[row])],
@@ -130,6 +148,15 @@ class LLMMemoryProvider(EvidenceProvider):
             )
             for row in range(len(questions))
         ]
+
+    @torch.inference_mode()
+    def _initial_top(self, texts: list[str], k: int) -> list[list[int]]:
+        """Each question's top-k positions under the untrained routing (none when the memory kept none); kept out of
+        the latency figures."""
+        if self.initial is None:
+            return []
+        model = self.system.model
+        return self.initial.top(model, *encode(model, self.system.tokenizer, texts, self.system.params), k).tolist()
 
     @torch.inference_mode()
     def _controls(self, questions: Sequence[Question], routed: torch.Tensor,
@@ -219,7 +246,7 @@ class LLMMemoryProvider(EvidenceProvider):
         every = list(model.lm.parameters())
         full = len(trained) == len(every)
         parts = {
-            "memory_table": tensor_bytes([model.z]),
+            "memory_table": model.z.numel() * Z_BYTES[self.system.params.z_storage],
             "projection_and_heads": tensor_bytes(heads),
             ("finetuned_lm" if full else "lora"): tensor_bytes(trained),
         }
@@ -250,8 +277,14 @@ class LLMMemoryProvider(EvidenceProvider):
             "controls_out_of_distribution": list(ctl.OUT_OF_DISTRIBUTION),
             "closed_book_memory": closed,
             "routing_index": self.index.method,
+            "z_layout": f"{params.z_layout}: {LAYOUT_LABELS[params.z_layout]}",
+            "evidence_target": params.evidence_target,
+            "key_init": KEY_INIT_LABELS[params.key_init] if params.has_key_slot else "the mean of z's slots",
+            "routing_init_compared": self.initial is not None,
+            **storage_ratio(self.system),
         }
 
     def close(self) -> None:
+        self.initial = None
         self.system = self.generating = self.closed = None
         self.index = None

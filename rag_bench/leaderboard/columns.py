@@ -44,9 +44,12 @@ def control_metrics(entries: Iterable[Entry]) -> list[str]:
 
 
 def smallest_control_delta(entry: Entry) -> tuple[str, dict] | None:
-    """(control name, aggregate) of the row's smallest ``delta.*.evidence_rougeL``; None when it has none."""
+    """(control name, aggregate) of the row's smallest ``delta.*.evidence_rougeL`` among the controls the evidence
+    must clear (the text store, a comparison whatever its sign, has its own column in the full view); None when it
+    has none."""
     found = [(agg["value"], m.group("control"), agg) for name, agg in entry.aggregate.items()
-             if (m := CONTROL_DELTA.match(name)) and agg.get("value") == agg.get("value")]
+             if (m := CONTROL_DELTA.match(name)) and agg.get("value") == agg.get("value")
+             and m.group("control") not in ("text_store", "query_swap")]
     if not found:
         return None
     _, control, agg = min(found, key=lambda item: (item[0], item[1]))
