@@ -64,7 +64,7 @@ class ExtractiveParams:
     max_length: int = 192
     doc_stride: int = 64
     max_answer_tokens: int = 7
-    passage_weight: float = 1.0
+    passage_weight: float = 3.0
     read_batch_size: int = 32
     checkpoint_every: int = 100
     threads: int | None = None
