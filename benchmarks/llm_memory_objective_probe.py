@@ -112,6 +112,17 @@ def score(system, dev, folder: Path, batch: int = 32) -> dict:
     return out
 
 
+def write(args, passages: int, train: int, dev: int, results: list) -> None:
+    """The probe's record: the slice, the machine, the reproducing command and every configuration scored so far."""
+    record = {"task": args.task, "split": "dev", "passages": passages, "train_questions": train,
+              "dev_questions": dev, "steps": args.steps, "machine": platform.processor() or platform.machine(),
+              "threads": torch.get_num_threads(), "command": "python benchmarks/llm_memory_objective_probe.py " +
+              " ".join(f"--config {c!r}" for c in args.config) + f" --task {args.task} --steps {args.steps} "
+              f"--train-questions {args.train_questions} --distractors {args.distractors}", "results": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=1), encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="nq_5k")
@@ -147,13 +158,7 @@ def main() -> None:
         results.append({"config": parse_config(text), "fit_s": fit_s, "train": {
             k: system.card.get("train", {}).get(k) for k in ("steps", "seconds", "examples", "kinds")}, "dev": figures})
         print(json.dumps(results[-1]["config"]), json.dumps({k: v for k, v in figures.items() if k != "delta"}), flush=True)
-    record = {"task": args.task, "split": "dev", "passages": len(passages), "train_questions": len(train),
-              "dev_questions": len(dev), "steps": args.steps, "machine": platform.processor() or platform.machine(),
-              "threads": torch.get_num_threads(), "command": "python benchmarks/llm_memory_objective_probe.py " +
-              " ".join(f"--config {c!r}" for c in args.config) + f" --task {args.task} --steps {args.steps} "
-              f"--train-questions {args.train_questions} --distractors {args.distractors}", "results": results}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        write(args, len(passages), len(train), len(dev), results)  # after each memory: a stopped probe keeps the rest
 
 
 if __name__ == "__main__":
