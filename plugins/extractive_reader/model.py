@@ -10,6 +10,7 @@ candidate answer scores `passage_weight * passage score + span score`.
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -45,26 +46,43 @@ class SpanReaderModel(nn.Module):
 
     def lower(self, frozen: int, input_ids, attention_mask, token_type_ids=None):
         """Hidden states after the embeddings and the first `frozen` layers (no gradient)."""
-        inner = self.encoder.encoder
-        layers = inner.layer
-        inner.layer = layers[:frozen]
-        try:
-            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if token_type_ids is not None:
-                kwargs["token_type_ids"] = token_type_ids
-            with torch.no_grad():
-                return self.encoder(**kwargs).last_hidden_state
-        finally:
-            inner.layer = layers
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        with torch.no_grad(), _swapped(self.encoder, layers=self.layers()[:frozen]):
+            return self.encoder(**kwargs).last_hidden_state
 
     def upper(self, frozen: int, hidden, attention_mask):
-        """The heads' logits from hidden states after layer `frozen`, through the remaining layers."""
-        from transformers.masking_utils import create_bidirectional_mask
+        """The heads' logits from hidden states after layer `frozen`, through the remaining layers.
 
-        mask = create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden, attention_mask=attention_mask)
-        for layer in self.layers()[frozen:]:
-            hidden = layer(hidden, mask)
-        return self.heads(hidden)
+        The encoder's own forward runs with its embeddings replaced by the given hidden states and its layer
+        list cut to the layers above `frozen`, so the attention mask is built as the installed transformers
+        version builds it.
+        """
+        with _swapped(self.encoder, layers=self.layers()[frozen:], embeddings=_Given()):
+            return self.heads(self.encoder(inputs_embeds=hidden, attention_mask=attention_mask).last_hidden_state)
+
+
+class _Given(nn.Module):
+    """Stands in for an encoder's embeddings: hands back the hidden states passed as `inputs_embeds`."""
+
+    def forward(self, *args, inputs_embeds=None, **kwargs):
+        return inputs_embeds
+
+
+@contextmanager
+def _swapped(encoder: nn.Module, layers: nn.ModuleList, embeddings: nn.Module | None = None):
+    """`encoder` with its layer list (and embeddings) replaced for the duration of the block."""
+    inner = encoder.encoder
+    kept_layers, kept_embeddings = inner.layer, encoder.embeddings
+    inner.layer = layers
+    if embeddings is not None:
+        encoder.embeddings = embeddings
+    try:
+        yield
+    finally:
+        inner.layer = kept_layers
+        encoder.embeddings = kept_embeddings
 
 
 def state_sha256(module: nn.Module) -> str:
