@@ -147,7 +147,9 @@ def test_metadata_goes_into_the_manifest_with_defaults_filled(nq_5k, plugin, tmp
     meta = run(tmp_path, "top_passages").manifest["provider"]["metadata"]
     assert meta == {"trained_on_corpus": True, "trained_splits": ["train"], "parameters_trained": 1234,
                     "base_model": None, "base_revision": None, "notes": "test"}
-    assert run(tmp_path, "bm25").manifest["provider"]["metadata"] == {
-        "trained_on_corpus": False, "trained_splits": [], "parameters_trained": 0, "base_model": None, "base_revision": None}
+    bm25 = run(tmp_path, "bm25").manifest["provider"]["metadata"]
+    assert bm25.pop("whole_text_bytes") > 0  # the equal-bytes baselines' reference (docs/PROVIDERS.md)
+    assert bm25 == {"trained_on_corpus": False, "trained_splits": [], "parameters_trained": 0, "base_model": None,
+                    "base_revision": None, "evidence_bytes": None}
     with pytest.raises(RagBenchError, match=r"provider bad_metadata: metadata\(\)\['parameters_trained'\] must be int"):
         run(tmp_path, "bad_metadata")
