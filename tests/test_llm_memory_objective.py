@@ -97,7 +97,7 @@ def corpus(nq_5k):
     return [p for p in nq_5k.corpus if len(p.text.split(". ")) >= 3][:6]
 
 
-def test_the_learned_layout_is_no_copy_of_the_text(corpus, tmp_path):
+def test_the_learned_layout_is_no_copy_of_the_text(corpus):
     system = MemorySystem.build(LLMMemoryParams(**SMALL, max_train_steps=1), corpus)
     content = content_vectors(system.model, system.tokenizer, corpus)
     table = system.model.lm.get_input_embeddings().weight.detach().float()
@@ -156,8 +156,8 @@ def test_the_memory_keeps_its_untrained_routing_and_it_is_an_untrained_memorys(m
     assert [p["step"] for p in curve["points"]] == [0, 120] and curve["questions"] == len(questions[::3])
 
 
-def test_z_is_stored_in_16_bits_and_answered_from_as_stored(memorised, nq_5k):
-    system, _, questions, folder = memorised
+def test_z_is_stored_in_16_bits_and_answered_from_as_stored(memorised):
+    system, _, _, folder = memorised
     assert load_file(str(folder / "memory.safetensors"))["z"].dtype == torch.float16
     assert (folder / INITIAL).is_file()
     assert torch.equal(system.model.z, system.model.z.half().float())
@@ -168,7 +168,6 @@ def test_z_is_stored_in_16_bits_and_answered_from_as_stored(memorised, nq_5k):
 def test_a_run_compares_trained_with_untrained_routing_and_reports_z_against_its_text(memorised, corpus, nq_5k, tmp_path):
     import dataclasses
 
-    from rag_bench.metric import RunContext  # noqa: F401  (the metric's inputs, as the harness builds them)
     from rag_bench.runner import build_provider
 
     from rag_bench_plugins.llm_memory.metrics import control_scores

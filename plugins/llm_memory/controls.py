@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from rag_bench.types import Passage, Question
 
-from .data import sentences
+from .data import most_shared, sentences
 from .generation import encode, generate_shared, prefill_queries, texts_of
 from .metrics import words
 
@@ -83,10 +83,7 @@ def controlled(qid: str, every: int) -> bool:
 def best_sentence(question: str, passage: Passage) -> str:
     """The sentence of `passage` that shares the most distinct lower-cased ``\\w+`` words with `question` (the
     earliest among ties; the whole text when it has no sentence)."""
-    wanted = set(words(question))
-    candidates = sentences(passage.text) or [passage.text]
-    shared = [len(wanted & set(words(s))) for s in candidates]
-    return candidates[shared.index(max(shared))]
+    return most_shared(question, sentences(passage.text) or [passage.text])
 
 
 def cut_to_tokens(tokenizer, text: str, budget: int) -> str:

@@ -11,8 +11,9 @@ import torch
 
 from rag_bench.types import Passage, Question
 
+from .metrics import words as lower_words
+
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
-_WORD = re.compile(r"\w+")
 SPAN_WORDS = (6, 14)
 #: Words of a passage's opening (about max_evidence_tokens WordPiece tokens) that spans avoid under target=opening.
 OPENING_WORDS = 30
@@ -45,17 +46,13 @@ def window_words(max_tokens: int) -> int:
     return max(4, int((max_tokens - 1) / TOKENS_PER_WORD))
 
 
-def _norm_words(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text)]
-
-
 def find_words(words: Sequence[str], needles: Sequence[str]) -> int | None:
     """Index of the first whitespace word of `words` where one of `needles` (as lower-cased \\w+ words) starts."""
-    normed = [_norm_words(w) for w in words]
+    normed = [lower_words(w) for w in words]
     flat = [(i, t) for i, ws in enumerate(normed) for t in ws]
     tokens = [t for _, t in flat]
     for needle in needles:
-        target = _norm_words(needle)
+        target = lower_words(needle)
         if not target:
             continue
         for j in range(len(tokens) - len(target) + 1):
@@ -76,9 +73,10 @@ def window(text: str, around: Sequence[str], max_words: int) -> str:
     return " ".join(words[begin : begin + max_words])
 
 
-def overlap(a: str, b: str) -> int:
-    """Distinct lower-cased \\w+ words that `a` and `b` share."""
-    return len(set(_norm_words(a)) & set(_norm_words(b)))
+def most_shared(query: str, candidates: Sequence[str]) -> str:
+    """The candidate sharing the most distinct lower-cased \\w+ words with `query` (the earliest among equals)."""
+    wanted = set(lower_words(query))
+    return max(candidates, key=lambda text: len(wanted & set(lower_words(text))))
 
 
 def question_evidence(question: Question, passage: Passage, max_words: int) -> str:
@@ -94,8 +92,7 @@ def question_evidence(question: Question, passage: Passage, max_words: int) -> s
     if not own:
         own = [s for s in split_sentences(text) if has_answer(s, question.answers)]
     if not own:
-        candidates = split_sentences(text) or [text]
-        own = [max(candidates, key=lambda s: overlap(s, question.text))]  # max keeps the first of equals
+        own = [most_shared(question.text, split_sentences(text) or [text])]
     return window(" ".join(own), question.answers, max_words)
 
 
@@ -166,7 +163,7 @@ def build_examples(passages: Sequence[Passage], questions: Sequence[Question], p
 
 def hard_negatives(passages: Sequence[Passage], examples: Sequence[Example], count: int) -> list[list[int]]:
     """The top BM25 passages of each example's query other than its own (bm25s, the bm25 provider's tokenisation)."""
-    if count == 0 or len(passages) < 2:  # (none are needed when routing is scored against every key)
+    if count == 0 or len(passages) < 2:
         return [[] for _ in examples]
     import bm25s
 

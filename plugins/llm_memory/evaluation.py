@@ -13,6 +13,7 @@ from rag_bench.types import Passage, Question
 from .checkpoint import corpus_fingerprint, read_card
 from .config import WRITE_LR, WRITE_STEPS
 from .generation import generate, route
+from . import routing_check
 from .system import MemorySystem
 from .write import add_passages
 
@@ -25,12 +26,7 @@ def _mean(values: Sequence[float]) -> float:
 
 def routing_hits(system: MemorySystem, questions: Sequence[Question], k: int) -> list[float]:
     """Per question, 1.0 when its gold passage is among the top-k routed z_i, else 0.0."""
-    hits = []
-    for start in range(0, len(questions), BATCH):
-        batch = questions[start : start + BATCH]
-        routed = route(system.model, system.tokenizer, [q.text for q in batch], k, system.params)
-        hits += [float(any(system.doc_ids[i] in q.gold_doc_ids for i in row)) for q, row in zip(batch, routed.positions.tolist())]
-    return hits
+    return routing_check.routing_hits(system.model, system.tokenizer, system.params, questions, system.doc_ids, (k,))[k]
 
 
 def routing_recall(system: MemorySystem, questions: Sequence[Question], k: int) -> float:

@@ -27,7 +27,7 @@ from rag_bench.types import Question
 
 INITIAL = "routing_init.safetensors"
 CURVE = "routing_curve.json"
-BATCH = 64
+BATCH = 32  # as evaluation's routing figures, which call routing_hits too
 
 
 @contextlib.contextmanager
@@ -93,20 +93,27 @@ class InitialRouting:
 
 
 @torch.no_grad()
-def recall(model, tokenizer, params, questions: Sequence[Question], doc_ids: Sequence[str],
-           ks: Sequence[int] = (1, 5)) -> dict[str, float]:
-    """Share of `questions` with a gold passage among the top-k routed z_i, for each k."""
+def routing_hits(model, tokenizer, params, questions: Sequence[Question], doc_ids: Sequence[str],
+                 ks: Sequence[int]) -> dict[int, list[float]]:
+    """Per k, per question: 1.0 when a gold passage is among the top-k routed z_i, else 0.0."""
     from .generation import route
 
-    hits = {k: 0 for k in ks}
+    hits: dict[int, list[float]] = {k: [] for k in ks}
     for start in range(0, len(questions), BATCH):
         batch = questions[start : start + BATCH]
         top = route(model, tokenizer, [q.text for q in batch], max(ks), params).positions.tolist()
         for q, row in zip(batch, top):
             gold = set(q.gold_doc_ids)
             for k in ks:
-                hits[k] += any(doc_ids[i] in gold for i in row[:k])
-    return {f"recall@{k}": hits[k] / max(1, len(questions)) for k in ks}
+                hits[k].append(float(any(doc_ids[i] in gold for i in row[:k])))
+    return hits
+
+
+def recall(model, tokenizer, params, questions: Sequence[Question], doc_ids: Sequence[str],
+           ks: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """Share of `questions` with a gold passage among the top-k routed z_i, for each k."""
+    hits = routing_hits(model, tokenizer, params, questions, doc_ids, ks)
+    return {f"recall@{k}": sum(hits[k]) / max(1, len(questions)) for k in ks}
 
 
 class RoutingCurve:

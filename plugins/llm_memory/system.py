@@ -88,6 +88,7 @@ class MemorySystem:
         resumed = has_state(state)
         system = cls.build(params, passages, tokenizer, init=not resumed and not params.closed_book)
         examples = build_examples(passages, questions, params, params.seed)
+        # routing scored against every key needs no BM25 negatives
         negatives = hard_negatives(passages, examples, params.hard_negatives if params.route_negatives != "all" else 0)
         encoded = encode_examples(system.tokenizer, examples, negatives, params)
         checks = not params.closed_book and distributed.is_main_process
