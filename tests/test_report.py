@@ -76,3 +76,30 @@ def test_llm_memory_rows_show_each_control_and_the_paired_difference():
     assert "question_echo 12, shuffled_z 10" in text
     old = SimpleNamespace(**{**vars(entry), "aggregate": {"evidence_rougeL": agg["evidence_rougeL"]}})
     assert "carries no controls" in controls(old, [old])
+
+
+def test_phase_three_pairs_llm_memory_with_each_baseline_under_the_same_reader_only(tmp_path):
+    from rag_bench.leaderboard.collect import Entry
+    from rag_bench.report.render import em_gap_rows
+
+    qids = [f"q{i}" for i in range(40)]
+
+    def entry(provider, reader, em, weights="w1"):
+        scores = {"em": {q: float(i < em * len(qids)) for i, q in enumerate(qids)}} if em is not None else {}
+        fingerprint = {"kind": reader, "model": "m", "endpoint": None, "weights_sha256": weights, "prompt_sha256": None,
+                       "decoding": {}}
+        return Entry(task="nq_5k", split="test", provider=provider, reader=reader, config_hash=provider + weights,
+                     command=None, date="", status="complete", counts={}, manifest={"reader": {"fingerprint": fingerprint}},
+                     aggregate={"em": {"value": em, "ci95": None, "n": len(qids)}} if em is not None else {},
+                     scores=scores, source=tmp_path)
+
+    # llm_memory answers 40 points below dense and level with bm25, all under one reader
+    rows = em_gap_rows("nq_5k", [entry("llm_memory", "extractive", 0.2), entry("dense", "extractive", 0.6),
+                                 entry("bm25", "extractive", 0.2)])
+    by_baseline = {("dense" if "minus dense" in r[2] else "bm25"): r for r in rows}
+    assert by_baseline["dense"][3] == "not met" and "= -0.400 [" in by_baseline["dense"][2]
+    assert by_baseline["bm25"][3] == "met" and "= +0.000 [+0.000, +0.000] (paired)" in by_baseline["bm25"][2]
+    # a baseline read by another reader (other weights) is never paired with llm_memory
+    rows = em_gap_rows("nq_5k", [entry("llm_memory", "extractive", 0.2), entry("dense", "extractive", 0.6, weights="w2")])
+    assert all(r[3] == "not measured" for r in rows) and len(rows) == 2
+    assert em_gap_rows("nq_5k", [entry("llm_memory", "none", None)])[0][3].startswith("needs a reader")
