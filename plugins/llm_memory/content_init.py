@@ -10,7 +10,7 @@
   to read the evidence out of it, and z trains from there.
 - ``pooled``: the passage's first 256 tokens cut into m_tokens consecutive
   chunks, the input embeddings of each chunk mean-pooled.
-- ``key+tokens`` ("text in embedding form", the current default): slot 0 as above,
+- ``key+tokens`` ("text in embedding form", a named ablation): slot 0 as above,
   slots 1..m-1 the input embeddings of the passage's first m-1 tokens, the
   same tokens the `opening` target starts with: a copy of the text.
 
@@ -28,12 +28,10 @@ from tqdm.auto import tqdm
 
 from rag_bench.types import Passage
 
+from .storage import passage_text
+
 CONTENT_TOKENS = 256
 STATE_BATCH = 32
-
-
-def passage_text(passage: Passage) -> str:
-    return f"{passage.title}\n{passage.text}" if passage.title else passage.text
 
 
 def opening_ids(tokenizer, passages: Sequence[Passage], count: int) -> list[list[int]]:

@@ -128,7 +128,7 @@ def tokenizer_study(corpus: Sequence[Passage], train: Sequence[Question], params
     import math
 
     from .config import TOKENIZERS
-    from .system import passage_text
+    from .storage import passage_text
 
     chosen, questions = gold_slice(corpus, train, passages)
     rows = []

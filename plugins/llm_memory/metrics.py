@@ -19,7 +19,8 @@
   is 1.0 for a question whose rank-1 evidence stays identical when another
   question's text is put in with the same z, else 0.0: its mean is the share
   of evidence the question does not change.
-- training figures from the memory's checkpoint card when the run trained it.
+- training figures from the memory's checkpoint card when the run trained it, and its storage beside the text it
+  stands for: `z_bytes_per_passage`, `text_bytes_per_passage` and their ratio `z_to_text_bytes` (storage.py).
 - `control.routing_init.recall@k` / `delta.routing_init.recall@k`: the untrained
   memory's routing of the same question (the memory keeps it: routing_check), and
   trained minus untrained, paired; absent for memories that kept none.
@@ -38,6 +39,8 @@ from rag_bench.metric import Aggregate, Metric, RunContext
 from rag_bench.scoring.evidence import rouge_l
 from rag_bench.scoring.retrieval import has_answer, recall_at
 from rag_bench.types import Question
+
+from .storage import storage_ratio, z_bytes_per_passage
 
 PROVIDER = "llm_memory"
 ECHO = "question_echo"
@@ -111,8 +114,10 @@ class LLMMemoryMetric(Metric):
         card_path = Path(workdir) / "memory" / "memory.json" if workdir else None
         if card_path is None or not card_path.is_file():
             return {}
-        train = json.loads(card_path.read_text(encoding="utf-8")).get("train") or {}
-        out = {}
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        train = card.get("train") or {}
+        out = {name: Aggregate(float(value), None, 1) for name, value in
+               storage_ratio(z_bytes_per_passage(card["settings"]), list(ctx.task.corpus)).items() if value is not None}
         if "seconds" in train:
             out["train_s"] = Aggregate(float(train["seconds"]), None, 1)
             out["train_steps"] = Aggregate(float(train["steps"]), None, 1)

@@ -16,26 +16,17 @@ from . import controls as ctl
 from .base import base_identity, check_environment
 from .checkpoint import check_corpus, read_card
 from .config import KEY_INIT_LABELS, LAYOUT_LABELS, LLMMemoryParams, RUNTIME_FIELDS, Z_BYTES
-from .content_init import passage_text
 from .controls import controlled, derangement  # noqa: F401  (re-exported: tests and benchmarks import them here)
 from .generation import encode, key_index, route_and_generate
 from .routing_check import InitialRouting, comparable, load_initial
 from .quantized import int8_inference_copy
+from .storage import storage_ratio, z_bytes_per_passage
 from .system import MemorySystem
 
 MEMORY_DIR = "memory"
 #: The controls generated beside the evidence (controls.py says what each is); the question echo needs no model
 #: (metrics.py). closed_book is there when its memory was trained (`closed_book_control`).
 GENERATED_CONTROLS = ctl.NAMES
-
-
-def storage_ratio(system: MemorySystem) -> dict:
-    """Z's bytes per passage (as stored) beside the bytes of the text it stands for (UTF-8 title and text), and
-    their ratio: above 1, the memory is larger than simply storing the passage."""
-    z_bytes = system.model.z[0].numel() * Z_BYTES[system.params.z_storage]
-    text_bytes = sum(len(passage_text(p).encode("utf-8")) for p in system.passages) / max(1, len(system.passages))
-    return {"z_bytes_per_passage": z_bytes, "text_bytes_per_passage": round(text_bytes, 1),
-            "z_to_text_bytes": round(z_bytes / text_bytes, 3) if text_bytes else None}
 
 
 def tensor_bytes(tensors) -> int:
@@ -281,7 +272,7 @@ class LLMMemoryProvider(EvidenceProvider):
             "evidence_target": params.evidence_target,
             "key_init": KEY_INIT_LABELS[params.key_init] if params.has_key_slot else "the mean of z's slots",
             "routing_init_compared": self.initial is not None,
-            **storage_ratio(self.system),
+            **storage_ratio(z_bytes_per_passage(vars(self.system.params)), self.system.passages),
         }
 
     def close(self) -> None:

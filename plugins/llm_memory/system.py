@@ -15,7 +15,8 @@ from rag_bench.types import Passage, Question
 from .base import base_provenance, load_base
 from .checkpoint import CARD, corpus_fingerprint, read_card, read_weights, save_checkpoint, WEIGHTS
 from .config import LLMMemoryParams, RUNTIME_FIELDS
-from .content_init import init_memory, passage_text
+from .content_init import init_memory
+from .storage import passage_text
 from .data import build_examples, encode_examples, hard_negatives
 from .model import MemoryModel
 from .routing_check import INITIAL, RoutingCurve, comparable, initial_state, save_initial
