@@ -24,7 +24,11 @@ def test_the_floor_counts_every_product_of_exact_decoding(nq_5k, tmp_path):
     result = json.loads(out.read_text())
     # all-MiniLM-L6-v2: 6 layers of q, k, v, attention output (384 x 384) and the 384 x 1536 MLP pair
     body = 6 * (4 * 384 * 384 + 2 * 384 * 1536)
-    depth, new, slots = 5, 16, 17 + 1  # the default m_tokens and the read token of key+tokens
+    from rag_bench_plugins.llm_memory.config import LLMMemoryParams
+
+    defaults = LLMMemoryParams()  # the script measures the provider's defaults
+    read_token = int(defaults.z_layout == "key+tokens")  # only the copy layout closes its prefix with a read token
+    depth, new, slots = 5, defaults.max_new_tokens, defaults.m_tokens + read_token
     lengths = result["padded_query_lengths"]
     assert len(lengths) == 5 and result["questions"] == 40  # whole batches of 8
     parts = {name.split(" (")[0]: part["macs_per_question"] for name, part in result["parts"].items()}

@@ -16,11 +16,11 @@ WRITE_LR = 5e-3
 TOKENIZERS = ("corpus", "minilm", "minilm-warm")
 NEGATIVES = ("batch+bm25", "all")
 POOLING = ("mean", "last")
-#: How z_i's slots are laid out and initialised (see content_init): `key+states` (the design's layout; becomes the default with its first published measurement) puts a routing key in
+#: How z_i's slots are laid out and initialised (see content_init): `key+states` (the design's layout, the default) puts a routing key in
 #: slot 0 and, in the other m_tokens - 1 slots, the encoder's contextual states of the passage mean-pooled over as many
 #: consecutive chunks (a lossy summary, not the text: the LM must learn to read the evidence out of it); `pooled` cuts
 #: the passage into m_tokens chunks of input embeddings, keys from the mean over slots; `key+tokens` ("text in
-#: embedding form", today's default, to become a named ablation) puts the input embeddings of the passage's first m_tokens - 1 tokens in the
+#: embedding form", a named ablation, the default until issue 27) puts the input embeddings of the passage's first m_tokens - 1 tokens in the
 #: token slots: a copy of the text the `opening` target asks for.
 LAYOUTS = ("key+states", "pooled", "key+tokens")
 #: Labels the board and the run's metadata give each layout.
@@ -40,10 +40,10 @@ Z_BYTES = {"fp32": 4, "fp16": 2}
 #: caller's, and they stay out of the provider's cache key (changing one reuses the trained memory).
 RUNTIME_FIELDS = ("max_new_tokens", "repetition_penalty", "threads", "checkpoint", "control_every", "exact_routing_max",
                   "inference_quantization", "closed_book_control")
-#: What every example asks the LM to generate (data.py): `evidence` (the design's objective; becomes the default with its first published measurement) is a train
+#: What every example asks the LM to generate (data.py): `evidence` (the design's objective, the default) is a train
 #: question's answer-bearing evidence in each of its gold passages (the gold sentences, an answer-centred window of
 #: at most max_evidence_tokens), and for an indexing pseudo-query (a span of one sentence) the window of that
-#: sentence around it: one passage, many targets, chosen by the query. `opening` (today's default, to become an ablation) is the passage's
+#: sentence around it: one passage, many targets, chosen by the query. `opening` (a named ablation, the default until issue 27) is the passage's
 #: first max_evidence_tokens tokens whatever the query; `sentence` (the objective before `opening`) is the gold
 #: sentences, and the passage from a span's sentence onwards.
 TARGETS = ("evidence", "opening", "sentence")
@@ -92,10 +92,10 @@ class LLMMemoryParams:
     lora_targets: tuple[str, ...] | None = None
     m_tokens: int = 17
     z_dim: int = 128
-    z_layout: str = "key+tokens"
+    z_layout: str = "key+states"
     key_init: str = "retriever"
     z_storage: str = "fp32"
-    evidence_target: str = "opening"
+    evidence_target: str = "evidence"
     closed_book: bool = False
     route_dim: int = 128
     route_pool: str = "mean"
@@ -103,13 +103,13 @@ class LLMMemoryParams:
     route_temperature: float = 0.05
     route_weight: float = 1.0
     balance_weight: float = 0.01
-    route_negatives: str = "batch+bm25"
+    route_negatives: str = "all"
     hard_negatives: int = 3
     pseudo_queries: int = 4
     question_repeat: int = 2
     max_query_tokens: int = 24
-    max_evidence_tokens: int = 17
-    max_new_tokens: int = 16
+    max_evidence_tokens: int = 33
+    max_new_tokens: int = 32
     repetition_penalty: float = 1.3
     lr_llm: float | None = None
     lr_z: float = 1e-3

@@ -103,7 +103,7 @@ def pseudo_queries(passage: Passage, n: int, rng: random.Random, target: str = "
     ``target=evidence`` (the design's objective): the title maps to the passage's first
     sentence, and a span of words drawn from one sentence maps to the window of
     that sentence around it: a passage has as many targets as sentences, and the
-    query picks which. ``target=opening`` (the current default): the title, then word spans
+    query picks which. ``target=opening`` (a named ablation): the title, then word spans
     drawn from past the passage's opening, each mapped to the opening, whatever
     the query. ``target=sentence`` (the earlier objective): title and leading
     sentence map to the opening, a span to the passage from its sentence onwards.
