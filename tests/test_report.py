@@ -78,21 +78,28 @@ def test_llm_memory_rows_show_each_control_and_the_paired_difference():
     assert "carries no controls" in controls(old, [old])
 
 
-def test_phase_three_pairs_llm_memory_with_each_baseline_under_the_same_reader_only(tmp_path):
+QIDS = [f"q{i}" for i in range(40)]
+
+
+def answered(provider, reader, em, source, weights="w1"):
+    """A result row whose reader (fingerprinted by `weights`) got the first `em` share of 40 questions right."""
     from rag_bench.leaderboard.collect import Entry
+
+    scores = {"em": {q: float(i < em * len(QIDS)) for i, q in enumerate(QIDS)}} if em is not None else {}
+    fingerprint = {"kind": reader, "model": "m", "endpoint": None, "weights_sha256": weights, "prompt_sha256": None,
+                   "decoding": {}}
+    return Entry(task="nq_5k", split="test", provider=provider, reader=reader, config_hash=provider + weights,
+                 command=None, date="", status="complete", counts={}, manifest={"reader": {"fingerprint": fingerprint}},
+                 aggregate={"em": {"value": em, "ci95": None, "n": len(QIDS)}} if em is not None else {},
+                 scores=scores, source=source)
+
+
+def test_phase_three_pairs_llm_memory_with_each_baseline_under_the_same_reader_only(tmp_path):
+    from functools import partial
+
     from rag_bench.report.render import em_gap_rows
 
-    qids = [f"q{i}" for i in range(40)]
-
-    def entry(provider, reader, em, weights="w1"):
-        scores = {"em": {q: float(i < em * len(qids)) for i, q in enumerate(qids)}} if em is not None else {}
-        fingerprint = {"kind": reader, "model": "m", "endpoint": None, "weights_sha256": weights, "prompt_sha256": None,
-                       "decoding": {}}
-        return Entry(task="nq_5k", split="test", provider=provider, reader=reader, config_hash=provider + weights,
-                     command=None, date="", status="complete", counts={}, manifest={"reader": {"fingerprint": fingerprint}},
-                     aggregate={"em": {"value": em, "ci95": None, "n": len(qids)}} if em is not None else {},
-                     scores=scores, source=tmp_path)
-
+    entry = partial(answered, source=tmp_path)
     # llm_memory answers 40 points below dense and level with bm25, all under one reader
     rows = em_gap_rows("nq_5k", [entry("llm_memory", "extractive", 0.2), entry("dense", "extractive", 0.6),
                                  entry("bm25", "extractive", 0.2)])
@@ -103,3 +110,15 @@ def test_phase_three_pairs_llm_memory_with_each_baseline_under_the_same_reader_o
     rows = em_gap_rows("nq_5k", [entry("llm_memory", "extractive", 0.2), entry("dense", "extractive", 0.6, weights="w2")])
     assert all(r[3] == "not measured" for r in rows) and len(rows) == 2
     assert em_gap_rows("nq_5k", [entry("llm_memory", "none", None)])[0][3].startswith("needs a reader")
+
+
+def test_answers_are_plotted_per_reader_never_two_readers_on_one_axis(tmp_path):
+    from rag_bench.report.answers import answers_section
+
+    rows = [answered("dense", "extractive", 0.4, tmp_path), answered("bm25", "extractive", 0.3, tmp_path),
+            answered("dense", "extractive", 0.2, tmp_path, weights="w2"), answered("bm25", "none", None, tmp_path)]
+    text = answers_section(rows, tmp_path / "figures", tmp_path / "RESULTS.md")
+    assert text.count("### nq_5k, reader extractive") == 2  # the two reader weights: two tables, two plots
+    assert len(list((tmp_path / "figures").glob("em-nq_5k-*.png"))) == 2
+    assert "reader none" not in text
+    assert "No row has an EM" in answers_section(rows[-1:], tmp_path / "figures", tmp_path / "RESULTS.md")
