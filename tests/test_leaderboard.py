@@ -175,13 +175,16 @@ def test_controls_show_in_the_full_view_and_the_smallest_margin_beside_evidence_
     generator = _with(bm25, **{"control.zeroed_z.evidence_rougeL": 0.20, "delta.zeroed_z.evidence_rougeL": 0.25,
                                "control.question_echo.evidence_rougeL": 0.16, "delta.question_echo.evidence_rougeL": 0.07})
     generator.provider = "generator"
-    generator.manifest["provider"]["metadata"].update(trained_on_corpus=True, trained_splits=["train"], parameters_trained=99)
+    generator.manifest["provider"]["metadata"].update(trained_on_corpus=True, trained_splits=["train"], parameters_trained=99,
+                                                      key_init="initialised from a pretrained retriever (its passage vectors)")
     site = build_site([bm25, generator], tmp_path / "site", plots=False)
     index = site.index.read_text(encoding="utf-8")
     headline = index[index.index('id="headline-nq_5k"'):index.index('id="table-nq_5k"')]
     assert headline.count('class="ctrl"') == 1  # only the row that has controls
     assert "−ctrl +0.070" in headline and "[+0.060, +0.080]" in headline and "question_echo" in headline
-    assert headline.count('class="trained"') == 1 and "trained on this task&#x27;s corpus: yes (train)" in headline
+    assert headline.count('class="trained"') == 2 and "trained on this task&#x27;s corpus: yes (train)" in headline
+    # where the keys came from is named beside the provider (the whole value on hover)
+    assert '>keys: initialised from a pretrained retriever</span>' in headline and "(its passage vectors)" in headline
     full = index[index.index('id="table-nq_5k"'):]
     for name in ("control.question_echo.evidence_rougeL", "delta.zeroed_z.evidence_rougeL"):
         assert f">{name}</th>" in full

@@ -43,15 +43,28 @@ def reader_k_text(entry: Entry) -> str:
     return NOT_RECORDED if entry.reader_k is None else str(entry.reader_k)
 
 
+#: Metadata fields that change what a row's figures mean, shown as marks beside the provider's name (the text before
+#: any parenthesis; the whole value on hover). llm_memory sets them; any provider may.
+LABELLED = {"key_init": "keys", "z_layout": "z"}
+
+
+def labels(entry: Entry) -> list[tuple[str, str]]:
+    """(short, full) texts of the row's LABELLED metadata, in LABELLED's order."""
+    meta = entry.metadata or {}
+    return [(f"{name}: {str(meta[key]).split(' (')[0]}", f"{key}: {meta[key]}") for key, name in LABELLED.items()
+            if meta.get(key)]
+
+
 def marks(entry: Entry) -> str:
-    """HTML marks after a provider name: trained on the corpus, or metadata missing."""
+    """HTML marks after a provider name: trained on the corpus (or metadata missing), and its LABELLED metadata."""
     trained = trained_on_corpus(entry)
-    if trained:
-        title = f"trained on this task's corpus: {trained_text(entry)}; {entry.metadata.get('parameters_trained', 0):,} parameters trained"
-        return f' <span class="trained" title="{esc(title)}">trained</span>'
     if trained is None:
         return ' <span class="nometa" title="published before provider metadata was recorded">?</span>'
-    return ""
+    out = ""
+    if trained:
+        title = f"trained on this task's corpus: {trained_text(entry)}; {entry.metadata.get('parameters_trained', 0):,} parameters trained"
+        out += f' <span class="trained" title="{esc(title)}">trained</span>'
+    return out + "".join(f' <span class="trained" title="{esc(full)}">{esc(short)}</span>' for short, full in labels(entry))
 
 
 def items(entry: Entry) -> list[tuple[str, str]]:
