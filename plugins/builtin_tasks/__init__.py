@@ -4,12 +4,13 @@ from rag_bench import hookimpl
 from rag_bench.task import TaskCard, TaskDefinition
 from rag_bench_tasks import card_path
 
-from . import hotpotqa_5k, mirage, nq_5k, nq_family
+from . import hotpotqa_5k, mirage, musique, nq_5k, nq_family
 
 BUILDERS = {
     "nq_5k": nq_5k.build,
     "hotpotqa_5k": hotpotqa_5k.build,
     "mirage": mirage.build,
+    "musique": musique.build,
     **{name: nq_family.build for name in nq_family.MEMBERS},
 }
 
