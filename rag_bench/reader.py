@@ -99,6 +99,21 @@ def checked_answers(reader: Reader, questions: Sequence[Question], answers: Sequ
     return list(answers)
 
 
+def weights_sha256(module: Any) -> str:
+    """sha256 over a torch module's parameters and buffers (names, shapes, dtypes, bytes), in name order: the
+    `weights_sha256` of a reader whose weights are at hand (torch is imported here, not by this module)."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}\n".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
 def reader_fingerprint(name: str, reader: Reader) -> dict[str, Any]:
     """`reader.fingerprint()` headed by the reader's kind (its registered name), as the manifest records it."""
     return json_ready({"kind": name, **reader.fingerprint()})

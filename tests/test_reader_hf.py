@@ -73,6 +73,24 @@ def test_hf_prompt_is_the_shared_template_in_the_chat_format(tiny_model):
     assert prompt == f"<|user|>\n{body}\n<|assistant|>\n"
 
 
+def test_hf_fingerprint_names_the_weights_so_other_weights_are_another_reader(tiny_model, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    first = build_reader("hf", {"model": str(tiny_model)}).fingerprint()
+    assert len(first["weights_sha256"]) == 64 and first["model"] == str(tiny_model)
+    assert build_reader("hf", {"model": str(tiny_model)}).fingerprint()["weights_sha256"] == first["weights_sha256"]
+    changed = tmp_path / "changed"
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    with torch.no_grad():
+        next(model.parameters()).add_(1e-3)
+    model.save_pretrained(changed)
+    for path in tiny_model.iterdir():  # the tokenizer and its chat template, as they were
+        if not (changed / path.name).exists():
+            (changed / path.name).write_bytes(path.read_bytes())
+    assert build_reader("hf", {"model": str(changed)}).fingerprint()["weights_sha256"] != first["weights_sha256"]
+
+
 def test_hf_reader_errors_are_clear(tmp_path):
     with pytest.raises(RagBenchError, match="needs a model"):
         build_reader("hf", {})

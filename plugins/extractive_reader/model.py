@@ -9,7 +9,6 @@ candidate answer scores `passage_weight * passage score + span score`.
 
 from __future__ import annotations
 
-import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -83,16 +82,6 @@ def _swapped(encoder: nn.Module, layers: nn.ModuleList, embeddings: nn.Module | 
     finally:
         inner.layer = kept_layers
         encoder.embeddings = kept_embeddings
-
-
-def state_sha256(module: nn.Module) -> str:
-    """sha256 over a module's parameters and buffers (names, shapes, dtypes, bytes), in name order."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}\n".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
 
 
 @dataclass

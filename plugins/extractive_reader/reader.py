@@ -19,7 +19,7 @@ from rag_bench.errors import RagBenchError
 from rag_bench.jsonl import fingerprint
 from rag_bench.locks import exclusive
 from rag_bench.paths import cache_dir
-from rag_bench.reader import Reader
+from rag_bench.reader import Reader, weights_sha256
 from rag_bench.types import Question, ReaderAnswer
 
 #: Bump when cached training would no longer be valid (the data, loss or model changed).
@@ -139,7 +139,7 @@ class ExtractiveReader(Reader):
         import torch
 
         from .data import build_examples
-        from .model import SpanReaderModel, state_sha256
+        from .model import SpanReaderModel
         from .train import train
 
         p = self.params
@@ -148,7 +148,7 @@ class ExtractiveReader(Reader):
         tokenizer, encoder, model_id, revision = load_base(p.model)
         torch.manual_seed(p.seed)  # the heads' initialisation
         model = SpanReaderModel(encoder)
-        base_sha = state_sha256(encoder)
+        base_sha = weights_sha256(encoder)
         key = fingerprint({"version": VERSION, "task": task.name, "task_version": task.version,
                            "task_files": task.files_sha256, "settings": self.training_settings(), "base_sha256": base_sha})
         workdir = cache_dir() / "readers" / "extractive" / f"{task.name}-v{task.version}-{key}"
@@ -172,7 +172,7 @@ class ExtractiveReader(Reader):
                 raise RagBenchError(f"extractive reader on {task.name}/{p.train_split}: {exc}") from None
         self._model, self._tokenizer = model.eval(), tokenizer
         self._identity = {"model": model_id, "base_revision": revision, "base_sha256": base_sha,
-                          "weights_sha256": state_sha256(model), "weights": str(weights),
+                          "weights_sha256": weights_sha256(model), "weights": str(weights),
                           "trained_on": {"task": task.name, "task_version": task.version, "split": p.train_split,
                                          "questions": len(questions), **counts}}
 

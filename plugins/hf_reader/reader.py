@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Sequence
 from rag_bench.errors import RagBenchError
 from rag_bench.params import params_to_dict
 from rag_bench.prompting import clean_answer, load_template
-from rag_bench.reader import Reader
+from rag_bench.reader import Reader, weights_sha256
 from rag_bench.types import Question, ReaderAnswer
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -89,6 +89,13 @@ class HFReader(Reader):
         device = ("cuda" if torch.cuda.is_available() else "cpu") if p.device == "auto" else p.device
         self._model = model.to(device).eval()
         self._tokenizer = tokenizer
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The shared fingerprint with the loaded weights' sha256 and the hub revision they came from (None for a
+        local folder): two runs of one model id at different revisions or dtypes are different readers."""
+        self._load()
+        revision = getattr(self._model.config, "_commit_hash", None)
+        return {**super().fingerprint(), "weights_sha256": weights_sha256(self._model), "revision": revision}
 
     def prompt(self, question: str, evidence: Sequence[str]) -> str:
         """The model's input text: the shared template as one user turn, in the tokenizer's chat format."""
