@@ -179,7 +179,8 @@ def prepare(task_name, provider, provider_params, force):
     provider_obj = build_provider(provider, parse_assignments(provider_params)) if provider else None
     task = load_task(task_name, force=force)
     counts = {split: len(task.split(split)) for split in task.card.splits}
-    click.echo(f"{task.name} v{task.version}: {len(task.corpus)} passages, questions {counts} -> {task.path}")
+    passages = f"{task.num_passages:,} passages (external: prebuilt indexes)" if task.external else f"{len(task.corpus)} passages"
+    click.echo(f"{task.name} v{task.version}: {passages}, questions {counts} -> {task.path}")
     if provider_obj is not None:
         info = prepare_provider(provider, provider_obj, task)
         state = "reused" if info["reused_cache"] else "built"

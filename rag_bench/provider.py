@@ -47,6 +47,10 @@ class EvidenceProvider(ABC):
     #: False for closed-book providers, which can run on a task whose corpus is empty
     #: (a task card with optional corpus sources that are missing, e.g. mirage's doc pool).
     needs_corpus: ClassVar[bool] = True
+    #: True when `prepare` handles a task whose corpus is external (``task.external``: prebuilt indexes that hold the
+    #: passages, ``task.corpus`` empty): it searches those artefacts, or refuses with its own message. Others are
+    #: refused by the harness before `prepare`.
+    handles_external_corpus: ClassVar[bool] = False
     #: Settings that change only `provide` (threads, decoding limits, which questions get controls), not what
     #: `prepare` builds: they stay in the manifest and the run's id but out of the workdir's cache key, so
     #: changing one reuses the prepared state.

@@ -99,7 +99,7 @@ def provider_workdir(provider_name: str, provider: EvidenceProvider, task: Task)
 def prepare_provider(provider_name: str, provider: EvidenceProvider, task: Task) -> dict[str, Any]:
     """Run `provider.prepare` and return its timing; the first build's time is kept beside the state."""
     if provider.needs_corpus:
-        task.require_corpus(f"provider {provider_name}")
+        task.require_corpus(f"provider {provider_name}", external_ok=provider.handles_external_corpus)
     workdir = provider_workdir(provider_name, provider, task)
     workdir.mkdir(parents=True, exist_ok=True)
     marker = workdir / PREPARED_MARKER
@@ -428,7 +428,7 @@ def _finish(cfg: RunConfig, plan: RunPlan, run: RunDir, manifest: dict[str, Any]
         "prepare_s": session["build_s"],
         "footprint_bytes": footprint,
         "peak_rss_bytes": max(s.get("peak_rss_bytes", 0) for s in manifest["sessions"]),
-        "num_passages": len(task.corpus),
+        "num_passages": task.num_passages,
         "first_session": first,
     }
     metrics = compute_metrics(records, questions, ctx, cfg.judges)  # before any judge is paid for
@@ -489,7 +489,7 @@ def _new_manifest(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) -> 
             "split": split,
             "limit": cfg.limit,
             "questions": len(plan.questions),
-            "passages": len(task.corpus),
+            "passages": task.num_passages,
         },
         "provider": {"name": cfg.provider, "version": provider.version, "settings": provider.settings(),
                      "plugin": registry().providers.entries[cfg.provider].plugin,

@@ -6,6 +6,7 @@ error lists every place looked at and what to set.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import urllib.error
 import urllib.request
@@ -21,8 +22,34 @@ from .task import SourceSpec
 DOWNLOAD_TIMEOUT_S = 60
 
 
+def md5_file(path: Path) -> str:
+    """MD5 of a file (the checksum some publishers give, e.g. pyserini's prebuilt indexes), read in 1 MiB blocks."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checksum_kind(spec: SourceSpec) -> str:
+    """Which checksum the card gives for `spec`, for error messages."""
+    return "md5" if spec.md5 and not spec.sha256 else "sha256"
+
+
+def expected_checksum(spec: SourceSpec) -> str:
+    """The card's checksum for `spec` (a sha256 shortened), for error messages."""
+    if spec.sha256:
+        return f"{spec.sha256[:12]}…"
+    return spec.md5 or spec.content_sha256 or "?"
+
+
 def matches(spec: SourceSpec, path: Path) -> bool:
-    """True when `path` is the file `spec` names: as stored locally, or as originally published."""
+    """True when `path` is the file `spec` names: as stored locally, or as originally published.
+
+    A card's `md5` (the publisher's checksum) must match as well when given.
+    """
+    if spec.md5 is not None and md5_file(path) != spec.md5.lower():
+        return False
     if spec.sha256 is None and spec.content_sha256 is None:
         return True  # unpinned (checksum unknown to the card): its sha256 is recorded in the prepared task
     digest = sha256_file(path)
@@ -59,12 +86,12 @@ def locate(spec: SourceSpec, *, allow_download: bool = True) -> Path:
         elif matches(spec, candidate):
             return candidate
         else:
-            looked.append(f"{candidate}: present but its sha256 differs from the card's {spec.sha256[:12]}…")
+            looked.append(f"{candidate}: present but its {checksum_kind(spec)} differs from the card's {expected_checksum(spec)}")
     cached = download_path(spec)
     if cached.is_file():
         if matches(spec, cached):
             return cached
-        looked.append(f"{cached}: present but its sha256 differs; deleted")
+        looked.append(f"{cached}: present but its {checksum_kind(spec)} differs from the card's {expected_checksum(spec)}; deleted")
         cached.unlink()
     if allow_download and spec.url:
         try:
@@ -75,7 +102,7 @@ def locate(spec: SourceSpec, *, allow_download: bool = True) -> Path:
             if matches(spec, cached):
                 return cached
             cached.unlink()
-            looked.append(f"{spec.url}: downloaded, but its sha256 does not match the card")
+            looked.append(f"{spec.url}: downloaded, but its {checksum_kind(spec)} does not match the card's {expected_checksum(spec)}; deleted")
     advice = spec.help or (
         f"Set {DATA_DIR_ENV} to a folder that holds {spec.path}"
         + (f", or allow network access to {spec.url}." if spec.url else ".")

@@ -27,7 +27,9 @@ class SourceSpec:
     `path` is where it lies under ``RAG_BENCH_DATA_DIR`` (or an absolute path);
     `url` the original at a pinned commit (empty: no download); `sha256` the checksum of the file as stored locally and
     `content_sha256` that of its decompressed content, which equals the
-    original download when the local copy was gzip'd.
+    original download when the local copy was gzip'd. `md5`, when set, is the
+    publisher's own checksum (pyserini's prebuilt indexes publish only md5):
+    a file must then match it too.
     """
 
     name: str
@@ -39,6 +41,43 @@ class SourceSpec:
     license: str | None = None
     optional: bool = False
     help: str | None = None
+    md5: str | None = None
+
+
+@dataclass(frozen=True)
+class ExternalCorpus:
+    """A corpus too large to load: it lives in prebuilt artefacts (indexes that store the passages) named by sources.
+
+    Declared by a card's ``external_corpus`` section. `sources` are fetched by the
+    providers that search them (on demand), never by ``rag-bench prepare``;
+    `indexes` maps an index kind (``lucene``, ``dense``) to its settings, each
+    with the ``source`` that holds it. The task's own `corpus` is then empty
+    and its questions carry no gold passage ids.
+    """
+
+    passages: int
+    indexes: Mapping[str, Mapping[str, Any]]
+    description: str = ""
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Names of the sources that hold the prebuilt artefacts."""
+        return tuple(str(spec["source"]) for spec in self.indexes.values())
+
+    def index(self, kind: str, user: str) -> Mapping[str, Any]:
+        """The settings of index `kind`; a RagBenchError naming what the task offers when it has none."""
+        if kind not in self.indexes:
+            raise RagBenchError(f"{user}: this task's external corpus has no {kind} index; it offers: {', '.join(self.indexes)}")
+        return self.indexes[kind]
+
+    @classmethod
+    def from_card(cls, data: Any, where: str, source_names: set[str]) -> "ExternalCorpus":
+        if not isinstance(data, dict) or "passages" not in data or not isinstance(data.get("indexes"), dict):
+            raise RagBenchError(f"task card {where}: `external_corpus` needs `passages` and a mapping `indexes`")
+        for kind, spec in data["indexes"].items():
+            if not isinstance(spec, dict) or spec.get("source") not in source_names:
+                raise RagBenchError(f"task card {where}: external_corpus index {kind!r} must name one of the card's sources")
+        return cls(int(data["passages"]), data["indexes"], str(data.get("description", "")).strip())
 
 
 @dataclass(frozen=True)
@@ -59,6 +98,19 @@ class TaskCard:
     def params(self) -> Mapping[str, Any]:
         """Builder settings from the card's `build` section."""
         return self.raw.get("build", {}) or {}
+
+    @cached_property
+    def external_corpus(self) -> ExternalCorpus | None:
+        """The card's external corpus (prebuilt indexes that hold the passages), None for an in-memory corpus."""
+        data = self.raw.get("external_corpus")
+        if data is None:
+            return None
+        return ExternalCorpus.from_card(data, self.name, {s.name for s in self.sources})
+
+    def sources_to_prepare(self) -> tuple[SourceSpec, ...]:
+        """The sources `rag-bench prepare` fetches: all but an external corpus's artefacts (providers fetch those)."""
+        external = set(self.external_corpus.sources) if self.external_corpus else set()
+        return tuple(s for s in self.sources if s.name not in external)
 
     @classmethod
     def from_yaml(cls, path: Path | str, text: str | None = None) -> "TaskCard":
@@ -91,6 +143,7 @@ class TaskCard:
                     license=spec.get("license"),
                     optional=bool(spec.get("optional", False)),
                     help=spec.get("help"),
+                    md5=spec.get("md5"),
                 )
             )
         splits = data["splits"]
@@ -151,8 +204,31 @@ class Task:
     def passages_by_id(self) -> dict[str, Passage]:
         return {p.doc_id: p for p in self.corpus}
 
-    def require_corpus(self, user: str) -> None:
-        """Raise, naming the missing optional sources and where to get them, when the corpus is empty."""
+    @property
+    def external(self) -> ExternalCorpus | None:
+        """The external corpus this task is searched over (prebuilt indexes), None when `corpus` holds the passages."""
+        return self.card.external_corpus
+
+    @property
+    def num_passages(self) -> int:
+        """Passages searched: the external corpus's count, else the corpus's length."""
+        return self.external.passages if self.external is not None else len(self.corpus)
+
+    def require_corpus(self, user: str, external_ok: bool = False) -> None:
+        """Raise, naming the missing optional sources and where to get them, when the corpus is empty.
+
+        For a task with an external corpus, pass unless `external_ok` is False
+        (the provider does not handle external corpora): then say which can.
+        """
+        if self.external is not None:
+            if external_ok:
+                return
+            raise RagBenchError(
+                f"{user} works on the passages in memory, but task {self.name}'s corpus is external: "
+                f"{self.external.passages:,} passages served only from prebuilt indexes "
+                f"({', '.join(self.external.indexes)}). Providers that search them set `handles_external_corpus` "
+                "(built in: bm25 -P backend=pyserini, dense)."
+            )
         if self.corpus:
             return
         corpus_sources = self.card.raw.get("optional_corpus") or [s.name for s in self.card.sources if s.optional]

@@ -36,7 +36,8 @@ def task_dir(card: TaskCard) -> Path:
 def validate(card: TaskCard, corpus: list[Passage], questions: list[Question]) -> None:
     """Refuse data that would make scores meaningless, with one clear message each."""
     name = card.name
-    if not corpus and not card.raw.get("optional_corpus"):  # e.g. [doc_pool]: the corpus comes from optional sources
+    # e.g. [doc_pool]: the corpus comes from optional sources; an external corpus lives in prebuilt indexes
+    if not corpus and not card.raw.get("optional_corpus") and card.external_corpus is None:
         raise RagBenchError(f"task {name}: the corpus is empty; check the task's source files")
     dup_docs = [d for d, n in Counter(p.doc_id for p in corpus).items() if n > 1]
     if dup_docs:
@@ -155,7 +156,8 @@ def is_prepared(card: TaskCard) -> bool:
         return False
     card_sources = {spec.name: spec.sha256 for spec in card.sources}
     # An optional source that was missing when the task was prepared and is there now: rebuild.
-    if any(s.optional and s.name not in meta.get("sources_sha256", {}) and available_locally(s) for s in card.sources):
+    if any(s.optional and s.name not in meta.get("sources_sha256", {}) and available_locally(s)
+           for s in card.sources_to_prepare()):
         return False
     return meta.get("version") == card.version and meta.get("card_sources_sha256") == card_sources and all(
         (folder / f).is_file() and sha256_file(folder / f) == digest for f, digest in meta["files_sha256"].items()
@@ -165,7 +167,7 @@ def is_prepared(card: TaskCard) -> bool:
 def prepare_definition(definition: TaskDefinition, *, force: bool = False) -> Task:
     card = definition.card
     if force or not is_prepared(card):
-        sources = locate_all(card.sources)
+        sources = locate_all(card.sources_to_prepare())
         corpus, questions = definition.build(card, sources)
         write_task(card, corpus, questions, sources)
     return read_task(card, task_dir(card))

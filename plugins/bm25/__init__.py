@@ -70,9 +70,17 @@ class BM25Provider(EvidenceProvider):
     version = "1"
     #: The cut changes what is handed over, not the index: every evidence_bytes shares one workdir.
     runtime_settings = ("evidence_bytes",)
+    #: A task with an external corpus is searched in its prebuilt Lucene index (prebuilt.py).
+    handles_external_corpus = True
+    prebuilt = False
 
     def prepare(self, task, workdir: Path) -> None:
         self.task = task
+        if task.external is not None:
+            from .prebuilt import PrebuiltLucene
+
+            self.index, self.prebuilt, self.workdir = PrebuiltLucene.open(task, self.params), True, workdir
+            return
         self.passages = task.corpus
         # Object arrays built once, so provide() takes a whole batch's ids and texts in one NumPy
         # call: per-hit Python work was most of the harness's cost over raw bm25s (benchmarks/bm25.py).
@@ -93,6 +101,8 @@ class BM25Provider(EvidenceProvider):
 
     def metadata(self) -> dict:
         """The evidence cut and the bytes of the whole passages' text store beside the stored one."""
+        if self.prebuilt:
+            return {"evidence_bytes": self.params.evidence_bytes, "prebuilt_index": str(self.index.folder)}
         return {"evidence_bytes": self.params.evidence_bytes, "whole_text_bytes": self.whole_text_bytes}
 
     def _index(self):
@@ -107,11 +117,22 @@ class BM25Provider(EvidenceProvider):
     def provide(self, questions: Sequence[Question], k: int) -> list[ProvidedEvidence]:
         if not questions:
             return []
+        if self.prebuilt:
+            return self._index().provide(questions, k)
         positions, scores = self._index().rank([q.text for q in questions], k)
         rows = zip(_take(self.doc_ids, positions), _rows(scores), _take(self.texts, positions))
         return [ProvidedEvidence(hits=list(map(Hit, ids, row_scores)), evidence=texts) for ids, row_scores, texts in rows]
 
+    def passage_texts(self, doc_ids: Sequence[str]) -> list[str]:
+        """Whole stored passages (title and text) by doc id, from a task's prebuilt index (external corpus only);
+        dense's prebuilt path reads its evidence through this."""
+        if not self.prebuilt:
+            raise RagBenchError("bm25: passage_texts() serves a task with an external corpus only")
+        return self.index.docstore.texts(doc_ids)
+
     def footprint(self) -> dict[str, int]:
+        if self.prebuilt:  # the passages' text is stored inside the Lucene index
+            return {"index": self.index.size_bytes()}
         return {
             "index": self.index.size_bytes(),
             "text_store": utf8_size(self.texts),

@@ -4,13 +4,14 @@ from rag_bench import hookimpl
 from rag_bench.task import TaskCard, TaskDefinition
 from rag_bench_tasks import card_path
 
-from . import hotpotqa_5k, mirage, musique, nq_5k, nq_family
+from . import hotpotqa_5k, mirage, musique, nq_5k, nq_family, nq_open_dpr
 
 BUILDERS = {
     "nq_5k": nq_5k.build,
     "hotpotqa_5k": hotpotqa_5k.build,
     "mirage": mirage.build,
     "musique": musique.build,
+    "nq_open_dpr": nq_open_dpr.build,
     **{name: nq_family.build for name in nq_family.MEMBERS},
 }
 

@@ -88,6 +88,8 @@ class DenseProvider(EvidenceProvider):
     version = "1"
     #: The cut changes what is handed over, not the index: every evidence_bytes shares one workdir.
     runtime_settings = ("evidence_bytes",)
+    #: A task with an external corpus is searched in its prebuilt FAISS index (prebuilt.py).
+    handles_external_corpus = True
 
     def __init__(self, params: Any = None):
         super().__init__(params)
@@ -95,6 +97,7 @@ class DenseProvider(EvidenceProvider):
         self.model = resolve(p.model, p.query_prefix, p.passage_prefix, p.pooling, p.max_length)
         self.encoder = None
         self.index = None
+        self.prebuilt = None
 
     def settings(self) -> dict[str, Any]:
         out = super().settings()
@@ -114,6 +117,11 @@ class DenseProvider(EvidenceProvider):
 
     def prepare(self, task, workdir: Path) -> None:
         self.workdir = workdir
+        if task.external is not None:
+            from .prebuilt import PrebuiltDense
+
+            self.prebuilt = PrebuiltDense.open(task, self.params, workdir, DEFAULT_MODEL)
+            return
         # Built once: provide() only indexes these lists. `texts` are the whole passages (what hybrid
         # reranks); `evidence_texts` is the provider's text store, cut to `evidence_bytes` when set.
         self.doc_ids = [p.doc_id for p in task.corpus]
@@ -136,6 +144,9 @@ class DenseProvider(EvidenceProvider):
     def metadata(self) -> dict[str, Any]:
         """A pretrained encoder, not trained on the corpus (the index is built from it, not fitted); the evidence
         cut and the bytes of the whole passages' text store beside the stored one."""
+        if self.prebuilt is not None:
+            return {"base_model": self.prebuilt.encoder.model_id, "evidence_bytes": self.params.evidence_bytes,
+                    "prebuilt_index": self.prebuilt.folder.name}
         return {"base_model": self.model.model_id, "base_revision": enc.encoder_revision(self.encoder, self.model),
                 "evidence_bytes": self.params.evidence_bytes, "whole_text_bytes": utf8_size(self.texts)}
 
@@ -146,11 +157,15 @@ class DenseProvider(EvidenceProvider):
 
     def search(self, queries: Sequence[str], k: int) -> list[list[tuple[int, float]]]:
         """Top-k (corpus position, cosine) per query; used by other providers (hybrid) too."""
+        if self.prebuilt is not None:
+            raise RagBenchError("dense: search() returns corpus positions, which an external corpus does not have")
         if self.index is None:
             raise RagBenchError("dense: prepare() must run before search()")
         return faiss_index.search(self.index, self.encode_queries(queries), k)
 
     def provide(self, questions: Sequence[Question], k: int) -> list[ProvidedEvidence]:
+        if self.prebuilt is not None:
+            return self.prebuilt.provide(questions, k)
         if self.index is None:
             raise RagBenchError("dense: prepare() must run before provide()")
         t0 = time.perf_counter()
@@ -163,14 +178,19 @@ class DenseProvider(EvidenceProvider):
                 for ranked in results]
 
     def footprint(self) -> dict[str, int]:
+        if self.prebuilt is not None:
+            return self.prebuilt.footprint()
         return {
             "index": (self.workdir / INDEX_FILE).stat().st_size,
             "text_store": utf8_size(self.evidence_texts),
         }
 
     def close(self) -> None:
+        if self.prebuilt is not None:
+            self.prebuilt.close()
         self.encoder = None
         self.index = None
+        self.prebuilt = None
 
 
 @hookimpl

@@ -56,12 +56,24 @@ class LLMMemoryProvider(EvidenceProvider):
                    "no-LM, closed-book, shuffled-z and query-swap controls (-P base=minilm|tiny|HF id)")
     version = "2"
     runtime_settings = RUNTIME_FIELDS
+    handles_external_corpus = True  # prepare() refuses it: Z's bytes at that scale, and a GPU to train it
+
+    def refuse_external(self, task) -> None:
+        """One clear error for a task whose corpus is external (nq_open_dpr's 21M passages): what Z would take."""
+        n, per = task.external.passages, z_bytes_per_passage(vars(self.params))
+        raise RagBenchError(
+            f"llm_memory: task {task.name} has {n:,} passages, held only in prebuilt indexes. Training a memory over "
+            f"them needs a GPU, and Z alone takes {n:,} x {self.params.m_tokens} x {self.params.z_dim} x "
+            f"{Z_BYTES[self.params.z_storage]} B = {n * per:,} bytes ({n * per / 1e9:,.1f} GB) at these settings; "
+            "it is not run at that scale. Use bm25 -P backend=pyserini or dense on this task.")
 
     def __init__(self, params=None):
         super().__init__(params)
         check_environment(self.params)
 
     def prepare(self, task, workdir: Path) -> None:
+        if getattr(task, "external", None) is not None:
+            self.refuse_external(task)
         folder = Path(self.params.checkpoint).expanduser() if self.params.checkpoint else workdir / MEMORY_DIR
         card = read_card(folder)
         if card is None and self.params.checkpoint:
