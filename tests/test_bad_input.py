@@ -95,7 +95,7 @@ def test_changed_source_file_is_refused(tmp_path, fresh_cache):
     "args, expected",
     [
         (["-p", "bm52", "-t", "nq_5k"], "unknown provider 'bm52'. Did you mean: bm25?"),
-        (["-p", "bm25", "-t", "nq5k"], "unknown task 'nq5k'. Did you mean: nq_5k?"),
+        (["-p", "bm25", "-t", "nq5k"], "unknown task 'nq5k'. Did you mean: nq_5k"),  # the closest first
         (["-p", "bm25", "-t", "nq_5k", "-P", "k2=1"], "provider bm25 has no setting 'k2'. Did you mean: k1?"),
         (["-p", "bm25", "-t", "nq_5k", "-P", "k1=high"], "-P k1='high' is not a valid float"),
         (["-p", "bm25", "-t", "nq_5k", "-P", "backend=lucene"], "backend must be bm25s or pyserini"),
