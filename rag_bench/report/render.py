@@ -46,7 +46,7 @@ def verdict(agg: dict[str, Any] | None, target: float) -> str:
 
 def _label(entry: Entry, entries: list[Entry]) -> str:
     settings = (entry.manifest.get("provider") or {}).get("settings") or {}
-    label = entry.provider + "".join(f" ({key}={settings[key]})" for key in ("base", "evidence_bytes")
+    label = entry.provider + "".join(f" ({key}={settings[key]})" for key in ("base", "evidence_bytes", "key_init")
                                      if settings.get(key) is not None)
     twins = [e for e in entries if e.task == entry.task and e.provider == entry.provider and e.reader == entry.reader]
     return label + (f" {entry.config_hash[:6]}" if len(twins) > 1 else "")
@@ -200,11 +200,24 @@ NOT_FLOORS = ("text_store", "query_swap")
 QUERY_SWAP_MAX = 0.5
 
 
+def _evidence_rows(entries: list[Entry]) -> list[Entry]:
+    """One row per provider configuration: a reader does not change the evidence, so a configuration scored with
+    several readers is shown once (its reader-`none` row where there is one)."""
+    def settings(entry: Entry) -> str:
+        return json.dumps((entry.manifest.get("provider") or {}).get("settings") or {}, sort_keys=True)
+
+    chosen: dict[str, Entry] = {}
+    for entry in sorted(entries, key=lambda e: e.reader != "none"):
+        chosen.setdefault(settings(entry), entry)
+    return list(chosen.values())
+
+
 def plan_status(inputs: ReportInputs, multihop: dict[str, Any] | None) -> str:
     """The four phases, their targets and where each stands, as one table."""
     rows = []
     for task, entries in _by_task(inputs.entries).items():
-        for focus in [e for e in entries if e.provider == FOCUS]:
+        for focus in _evidence_rows([e for e in entries if e.provider == FOCUS]):
+            task = f"{focus.task} ({_label(focus, entries)})"
             agg = focus.aggregate.get("evidence_rougeL")
             rows.append(["1 proof of concept", f"evidence ROUGE-L > {POC_TARGET}", f"{task}: {format_aggregate(agg)}",
                          verdict(agg, POC_TARGET)])
@@ -242,6 +255,7 @@ def plan_status(inputs: ReportInputs, multihop: dict[str, Any] | None) -> str:
                 cell = next(c for c in row["cells"] if c["type"] == "all" and c["k"] == multihop["ks"][0])
                 rows.append(["4 multi-hop", f"all_gold@{cell['k']} on {multihop['task']}",
                              format_aggregate(cell["all_gold"]), "measured; see the multi-hop section"])
+    rows = [list(row) for row in dict.fromkeys(map(tuple, rows))]  # one configuration read by two readers: once
     return "## The research plan at a glance\n\n" + markdown_table(["phase", "target", "measured", "status"], rows)
 
 
