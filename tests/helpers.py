@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
+from typing import Iterator
 
 from rag_bench.runner import RunConfig, execute
 
@@ -36,3 +41,16 @@ def write_slice_card(folder: Path, task, name: str, train: int = 40, test: int =
             "sources": {s: {"path": f"{s}.jsonl", "sha256": h} for s, h in sha.items()}}
     (folder / "card.yaml").write_text(yaml.safe_dump(card), encoding="utf-8")
     return str(folder / "card.yaml")
+
+
+@contextmanager
+def serving(folder: Path) -> Iterator[str]:
+    """A loopback HTTP server publishing `folder`'s files (as a source's origin would), quietly; yields its base URL."""
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()

@@ -1,16 +1,15 @@
 """Finding source files: data directory first, then the download cache, then the original URL."""
 
 import gzip
-import http.server
-import threading
 from dataclasses import replace
-from functools import partial
 
 import pytest
 
 from rag_bench.errors import RagBenchError
 from rag_bench.registry import registry
 from rag_bench.sources import download_path, locate
+
+from .helpers import serving
 
 
 @pytest.fixture()
@@ -26,13 +25,8 @@ def origin(tmp_path, shared_data, flashrag_spec):
     root.mkdir()
     (root / "sample_data.jsonl").write_bytes(gzip.decompress((shared_data / flashrag_spec.path).read_bytes()))
     (root / "tampered.jsonl").write_bytes(b'{"id": "0", "contents": "not the original"}\n')
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving(root) as url:
+        yield url
 
 
 def test_found_in_the_data_directory(shared_data, flashrag_spec, fresh_cache):

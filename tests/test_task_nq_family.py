@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import copy
 import gzip
-import http.server
 import shutil
-import threading
 from collections import Counter
-from functools import partial
 
 import pytest
 
@@ -18,6 +15,8 @@ from rag_bench.sources import download_path, locate
 from rag_bench.task import TaskCard, TaskDefinition
 from rag_bench.task_store import load_task, prepare_definition
 from rag_bench_plugins.builtin_tasks import nq_family
+
+from .helpers import serving
 
 HIPPORAG_COMMIT = "3d95d255a8db0c1699b853cfb4fbe5056708162d"
 HIPPORAG_SOURCES = ("twowiki_corpus", "musique_corpus", "hotpotqa_train_corpus")
@@ -188,13 +187,8 @@ def origin(tmp_path, shared_data):
         original = published_as_upstream(spec, shared_data / spec.path)
         (root / name).write_bytes(original)
         (root / f"tampered-{name}").write_bytes(original.replace(b"e", b"E", 1))
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving(root) as url:
+        yield url
 
 
 def served_from(url: str, prefix: str = "") -> TaskDefinition:

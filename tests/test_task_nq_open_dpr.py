@@ -11,13 +11,10 @@ published ones and served from a loopback HTTP server to the download path (md5-
 from __future__ import annotations
 
 import csv
-import functools
 import gzip
 import hashlib
-import http.server
 import json
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
@@ -30,7 +27,7 @@ from rag_bench.task_store import load_task
 from rag_bench_plugins.builtin_tasks import nq_open_dpr
 from rag_bench_tasks import card_path
 
-from .helpers import run_quietly
+from .helpers import run_quietly, serving
 
 FIXTURE_TASK = "nq_open_dpr_fixture"
 FIRST_QUESTIONS = 120
@@ -123,15 +120,8 @@ def served(tmp_path_factory, shared_data):
     except RagBenchError as exc:
         pytest.skip(f"Java cannot start here, so no Lucene index: {exc}")
     faiss_archive(docs, work)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(work))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield work, f"http://127.0.0.1:{server.server_address[1]}", count
-    finally:
-        server.shutdown()
+    with serving(work) as url:
+        yield work, url, count
 
 
 def fixture_card(work: Path, base_url: str, count: int, name: str = FIXTURE_TASK, tamper: bool = False) -> TaskCard:
