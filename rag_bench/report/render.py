@@ -215,25 +215,25 @@ def _evidence_rows(entries: list[Entry]) -> list[Entry]:
 def plan_status(inputs: ReportInputs, multihop: dict[str, Any] | None) -> str:
     """The four phases, their targets and where each stands, as one table."""
     rows = []
-    for task, entries in _by_task(inputs.entries).items():
+    for entries in _by_task(inputs.entries).values():
         for focus in _evidence_rows([e for e in entries if e.provider == FOCUS]):
-            task = f"{focus.task} ({_label(focus, entries)})"
+            which = f"{focus.task} ({_label(focus, entries)})"
             agg = focus.aggregate.get("evidence_rougeL")
-            rows.append(["1 proof of concept", f"evidence ROUGE-L > {POC_TARGET}", f"{task}: {format_aggregate(agg)}",
+            rows.append(["1 proof of concept", f"evidence ROUGE-L > {POC_TARGET}", f"{which}: {format_aggregate(agg)}",
                          verdict(agg, POC_TARGET)])
             names = [c for c in control_names(focus) if c not in NOT_FLOORS]
             deltas = {c: focus.aggregate.get(f"delta.{c}.evidence_rougeL") for c in names}
             worst = min(names, key=lambda c: (deltas[c] or {}).get("value", float("inf"))) if names else None
             rows.append(["1 proof of concept", f"evidence ROUGE-L > every control + {CONTROL_MARGIN}",
-                         f"{task}: minus {worst} {format_aggregate(deltas[worst])}" if worst else f"{task}: no controls",
+                         f"{which}: minus {worst} {format_aggregate(deltas[worst])}" if worst else f"{which}: no controls",
                          verdict(deltas[worst], CONTROL_MARGIN) if worst else "not measured (re-run with controls)"])
             store = focus.aggregate.get("delta.text_store.evidence_rougeL")
             rows.append(["1 proof of concept", "evidence ROUGE-L minus the text store (reported whatever its sign)",
-                         f"{task}: {format_aggregate(store)}" if store else f"{task}: not measured",
+                         f"{which}: {format_aggregate(store)}" if store else f"{which}: not measured",
                          "measured" if store else "not measured (re-run with controls)"])
             unchanged = focus.aggregate.get("control.query_swap.unchanged")
             rows.append(["1 proof of concept", f"texts unchanged under a question swap <= {QUERY_SWAP_MAX}",
-                         f"{task}: {format_aggregate(unchanged)}" if unchanged else f"{task}: not measured",
+                         f"{which}: {format_aggregate(unchanged)}" if unchanged else f"{which}: not measured",
                          (("met" if unchanged["value"] <= QUERY_SWAP_MAX else "not met") if unchanged
                           else "not measured (re-run with controls)")])
     for _, summary in inputs.sweeps:
