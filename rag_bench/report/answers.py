@@ -13,7 +13,7 @@ from pathlib import Path
 from ..leaderboard.collect import Entry
 from ..leaderboard.readers import group_key
 from ..summary import format_aggregate, markdown_table
-from .equal_bytes import _labels, bytes_per_passage
+from .equal_bytes import bytes_per_passage, row_labels
 
 
 def _groups(entries: list[Entry]) -> dict[tuple[str, str], list[Entry]]:
@@ -71,7 +71,7 @@ def answers_section(entries: list[Entry], figures: Path, out_md: Path) -> str:
                  "given; one table and plot per task and reader fingerprint.")
     for (task, group), rows in sorted(groups.items()):
         rows = sorted(rows, key=lambda e: -(e.value("em") or 0))
-        labels = _labels(rows)
+        labels = row_labels(rows)
         table = [[labels[e.row_id], format_aggregate(e.aggregate.get("em")), format_aggregate(e.aggregate.get("evidence_rougeL")),
                   f"{sum(bytes_per_passage(e).values()):,.0f}" if bytes_per_passage(e) else "-"] for e in rows]
         title = f"{task}, reader {rows[0].reader} ({group})"

@@ -48,7 +48,7 @@ def _label(entry: Entry) -> str:
     return label
 
 
-def _labels(entries: list[Entry]) -> dict[str, str]:
+def row_labels(entries: list[Entry]) -> dict[str, str]:
     """Each row's label, with its configuration's hash where two rows would read the same."""
     plain = {e.row_id: _label(e) for e in entries}
     twins = {label for label in plain.values() if list(plain.values()).count(label) > 1}
@@ -139,7 +139,7 @@ def equal_bytes_section(entries: list[Entry], figures: Path, out_md: Path) -> st
     for entry in entries:
         by_task.setdefault(entry.task, []).append(entry)
     for task, rows in by_task.items():
-        labels = _labels(rows)
+        labels = row_labels(rows)
         points, left_out, table = [], [], []
         for entry in sorted(rows, key=lambda e: sum((bytes_per_passage(e) or {}).values())):
             per = bytes_per_passage(entry)
