@@ -190,3 +190,42 @@ def test_a_run_compares_trained_with_untrained_routing_and_reports_z_against_its
     assert meta["z_bytes_per_passage"] == 9 * 128 * 2 and meta["text_bytes_per_passage"] == round(text, 1)
     assert meta["z_layout"].startswith("key+states") and "retriever" in meta["key_init"]
     assert provider.footprint()["memory_table"] == len(corpus) * 9 * 128 * 2
+
+
+def falling_recall(values):
+    """A stand-in for the dev routing measurement that returns `values` in turn (recall@1; recall@5 the same)."""
+    calls = iter(values)
+
+    def recall(*args, **kwargs):
+        value = next(calls)
+        return {"recall@1": value, "recall@5": value}
+    return recall
+
+
+def test_early_stopping_keeps_the_memory_at_the_best_dev_routing_and_stops_after_patience(corpus, monkeypatch, tmp_path):
+    from rag_bench_plugins.llm_memory import routing_check
+
+    monkeypatch.setattr(routing_check, "recall", falling_recall([0.9, 0.5, 0.4, 0.3]))
+    dev = [question(f"d{i}", p.text.split()[:4][0], ["x"], gold=(p.doc_id,)) for i, p in enumerate(corpus)]
+    params = LLMMemoryParams(**{**SMALL, "eval_every": 5}, max_train_steps=40, early_stop_patience=2)
+    start = MemorySystem.build(params, corpus).model.z.detach().clone()
+    system, report = MemorySystem.fit(params, corpus, dev, tmp_path / "memory", progress=False, dev=dev)
+    assert report.stopped_early and report.steps == 10  # points at 0 (best), 5 and 10: two without a better one
+    curve = system.card["train"]["routing_curve"]
+    assert curve["restored"] and curve["kept_step"] == 0 and [p["step"] for p in curve["points"]] == [0, 5, 10]
+    assert torch.equal(system.model.z, start.half().float())  # Z as it was at the best point, stored in 16 bits
+    assert system.card["train"]["stopped_early"]
+
+
+def test_without_patience_the_whole_budget_is_trained_and_a_best_last_point_is_kept_as_trained(corpus, monkeypatch, tmp_path):
+    from rag_bench_plugins.llm_memory import routing_check
+
+    monkeypatch.setattr(routing_check, "recall", falling_recall([0.5, 0.4, 0.6]))
+    dev = [question(f"d{i}", p.text.split()[:4][0], ["x"], gold=(p.doc_id,)) for i, p in enumerate(corpus)]
+    params = LLMMemoryParams(**{**SMALL, "eval_every": 5}, max_train_steps=10)
+    start = MemorySystem.build(params, corpus).model.z.detach().clone()
+    system, report = MemorySystem.fit(params, corpus, dev, tmp_path / "memory", progress=False, dev=dev)
+    assert not report.stopped_early and report.steps == 10
+    curve = system.card["train"]["routing_curve"]
+    assert not curve["restored"] and curve["kept_step"] == 10 and curve["best"]["step"] == 10
+    assert not torch.equal(system.model.z, start.half().float())

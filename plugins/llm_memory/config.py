@@ -32,7 +32,8 @@ LAYOUT_LABELS = {"key+states": "learned z (encoder-initialised summary)", "poole
 KEY_INITS = ("retriever", "random")
 KEY_INIT_LABELS = {"retriever": "initialised from a pretrained retriever's passage embeddings (the base encoder's)",
                    "random": "learned from the LM's own states (random start, no retriever initialisation)"}
-#: What Z is stored and answered from: fp32, or rounded to fp16 once training ends (half the bytes).
+#: What Z is stored and answered from: fp16 (the default: rounded once training ends, half the bytes; it changed no
+#: output on nq_5k dev, benchmarks/llm_memory_fp16_check.py), or fp32.
 Z_STORAGE = ("fp32", "fp16")
 #: Bytes per element of Z as stored.
 Z_BYTES = {"fp32": 4, "fp16": 2}
@@ -80,7 +81,11 @@ class LLMMemoryParams:
     TARGETS. `closed_book` trains and answers with every z zeroed (the closed-book control: the same LM, adapters and
     examples, z withheld); `closed_book_control` false skips training that control with a run. `eval_every` steps
     (and before the first) the routing recall on the dev questions given to training is measured (the routing
-    curve in the memory's card).
+    curve in the memory's card), and the memory kept is the one at the curve's best point (recall@1, then
+    recall@5, ties to the later: early stopping on dev routing, so training leaves routing no worse than the best
+    it measured, its start included); `early_stop_patience` > 0 also ends training after that many points without
+    a better one (0, the default: the whole step budget is trained, the best point kept). `z_storage` is fp16 by
+    default: on the nq_5k dev split it changes no output (benchmarks/llm_memory_fp16_check.py).
     """
 
     base: str = MINILM
@@ -94,7 +99,7 @@ class LLMMemoryParams:
     z_dim: int = 128
     z_layout: str = "key+states"
     key_init: str = "retriever"
-    z_storage: str = "fp32"
+    z_storage: str = "fp16"
     evidence_target: str = "evidence"
     closed_book: bool = False
     route_dim: int = 128
@@ -132,6 +137,7 @@ class LLMMemoryParams:
     control_every: int = 1
     closed_book_control: bool = True
     eval_every: int = 250
+    early_stop_patience: int = 0
     checkpoint: str | None = None
     gradient_checkpointing: bool | None = None
     exact_routing_max: int | None = None
@@ -145,7 +151,7 @@ class LLMMemoryParams:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         for name in ("max_train_steps", "hard_negatives", "pseudo_queries", "question_repeat", "warmup_steps", "threads",
-                     "control_every"):
+                     "control_every", "early_stop_patience"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         choices = {"quantization": ("none", "4bit"), "finetune": ("auto", "lora", "full"), "tokenizer": TOKENIZERS,

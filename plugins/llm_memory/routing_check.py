@@ -6,7 +6,10 @@ Before any training the routing is the base encoder's query states against keys 
 LM's adapters; whether that helps or hurts routing is measured, not assumed:
 
 - `RoutingCurve`: recall@1/@5 on the dev questions before the first step and every `eval_every` steps, written
-  into the memory's card (``train.routing_curve``) and kept across a resumed training;
+  into the memory's card (``train.routing_curve``) and kept across a resumed training. It is also the early
+  stopping: the trainable state at the curve's best point (recall@1, then recall@5; ties go to the later point) is
+  kept and restored when training ends past it, and after `early_stop_patience` points without a better one training
+  ends early;
 - `save_initial` / `InitialRouting`: the untrained keys and query head, stored beside the memory
   (``routing_init.safetensors``, evaluation only: not counted as memory), and the untrained LM's query read
   (LoRA adapters switched off), so a run ranks each question both ways (``routing_init`` in the record).
@@ -27,6 +30,7 @@ from rag_bench.types import Question
 
 INITIAL = "routing_init.safetensors"
 CURVE = "routing_curve.json"
+BEST = "routing_best.safetensors"
 BATCH = 32  # as evaluation's routing figures, which call routing_hits too
 
 
@@ -118,14 +122,17 @@ def recall(model, tokenizer, params, questions: Sequence[Question], doc_ids: Seq
 
 class RoutingCurve:
     """Dev routing recall before training and every `every` optimiser steps, kept in `state_dir/routing_curve.json`
-    so a resumed training keeps its earlier points."""
+    so a resumed training keeps its earlier points; the trainable state at the best point so far is kept in
+    `state_dir/routing_best.safetensors` (early stopping: `restore_best`, `should_stop`)."""
 
     def __init__(self, tokenizer, params, questions: Sequence[Question], doc_ids: Sequence[str], state_dir: Path):
         self.tokenizer, self.params = tokenizer, params
         self.questions = [q for q in questions if set(q.gold_doc_ids) & set(doc_ids)]
         self.doc_ids = list(doc_ids)
         self.path = state_dir / CURVE
+        self.best_path = state_dir / BEST
         self.points: list[dict] = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else []
+        self.restored_from: int | None = None
 
     def measure(self, step: int, model) -> None:
         if not self.questions or any(p["step"] == step for p in self.points):
@@ -135,16 +142,45 @@ class RoutingCurve:
         self.points.append({"step": step, **recall(model, self.tokenizer, self.params, self.questions, self.doc_ids)})
         model.train(was_training)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.best()["step"] == step:  # written before the curve, so a kill between the two leaves no stale best
+            from .checkpoint import write_weights
+
+            write_weights(model, self.params, self.best_path)
         write_json_atomic(self.path, self.points)
 
     def on_step(self, step: int, model) -> None:
         if step % self.params.eval_every == 0:
             self.measure(step, model)
 
+    def best(self) -> dict:
+        """The best point so far: highest recall@1, then recall@5; of equal points the later."""
+        return max(reversed(self.points), key=lambda p: (p["recall@1"], p["recall@5"]))
+
+    def should_stop(self) -> bool:
+        """Whether the last `early_stop_patience` points brought no better one (never when patience is 0)."""
+        patience = self.params.early_stop_patience
+        if not patience or not self.points:
+            return False
+        return sum(p["step"] > self.best()["step"] for p in self.points) >= patience
+
+    def restore_best(self, model) -> None:
+        """Load the best point's trainable state into `model` when training went on past it (the early stop)."""
+        if not self.points or not self.best_path.is_file():
+            return
+        best = self.best()
+        if best["step"] != self.points[-1]["step"]:
+            from .checkpoint import read_weights
+
+            read_weights(model, self.best_path)
+            self.restored_from = best["step"]
+
     def summary(self) -> dict:
         """The card's entry: every point, the questions it is measured on, and the start against the end."""
         if not self.points:
             return {}
         first, last = self.points[0], self.points[-1]
+        best = self.best()
         return {"questions": len(self.questions), "split": sorted({q.split for q in self.questions}),
-                "points": self.points, "start": first, "end": last}
+                "points": self.points, "start": first, "end": last, "best": best,
+                "kept_step": best["step"] if self.restored_from is not None else last["step"],
+                "restored": self.restored_from is not None}

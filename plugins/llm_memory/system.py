@@ -68,7 +68,8 @@ class MemorySystem:
         """Train on indexing examples of `passages` and the `questions` whose gold passage is among them, then save to `folder`.
 
         `dev` questions measure the routing before training and every `eval_every` steps (`RoutingCurve`, in the
-        card); the untrained routing is kept beside the memory (`routing_check`) so runs can compare the two.
+        card); the memory kept is the one at the curve's best point (early stopping; `early_stop_patience` also ends
+        training early), and the untrained routing is kept beside it (`routing_check`) so runs can compare the two.
         Under ``z_storage=fp16`` Z is rounded to 16 bits once training ends, and answered from as stored.
 
         Under a multi-process launch every process trains its share of each
@@ -104,13 +105,15 @@ class MemorySystem:
                 on_step(step, model)
 
         report = train(system.model, encoded, params, state, system.tokenizer.pad_token_id, stop_after=stop_after,
-                       progress=progress, on_step=after_step)
+                       progress=progress, on_step=after_step, stop_when=curve.should_stop)
         if report.interrupted:
             return system, report
         curve.measure(report.steps, system.model)
+        curve.restore_best(system.model)
         if params.z_storage == "fp16":
             system.model.z.data = system.model.z.data.half().float()
         system.card = {"train": {"steps": report.steps, "seconds": report.seconds, "resumed_from": report.resumed_from,
+                                 "stopped_early": report.stopped_early,
                                  "examples": len(encoded), "kinds": _kinds(examples), "history": report.history,
                                  "splits": sorted({q.split for q in questions}), "processes": report.processes,
                                  "device": report.device, "dtype": str(system.model.lm_dtype).removeprefix("torch."),

@@ -45,6 +45,7 @@ class TrainReport:
     history: list[dict] = field(default_factory=list)
     resumed_from: int = 0
     interrupted: bool = False
+    stopped_early: bool = False
     processes: int = 1
     device: str = "cpu"
 
@@ -137,12 +138,15 @@ def make_accelerator(params):
 
 def train(model, encoded: Sequence[Encoded], params, state_dir: Path, pad_id: int,
           stop_after: int | None = None, progress: bool = True,
-          on_step: Callable[[int, torch.nn.Module], None] | None = None) -> TrainReport:
+          on_step: Callable[[int, torch.nn.Module], None] | None = None,
+          stop_when: Callable[[], bool] | None = None) -> TrainReport:
     """Train `model` on `encoded`; resumes from `state_dir` when an earlier run left a checkpoint there.
 
     `stop_after` ends the loop after that many optimiser steps without saving,
     as a kill would (used to test resumption). `on_step(step, model)` is called
     after every optimiser step with the unwrapped model, in every process.
+    `stop_when()`, asked after `on_step`, ends training early (completed, not
+    interrupted) when it is true in any process.
     """
     accelerator = make_accelerator(params)
     steps = total_steps(len(encoded), params)
@@ -190,6 +194,11 @@ def train(model, encoded: Sequence[Encoded], params, state_dir: Path, pad_id: in
         bar.update(1)
         if on_step is not None:
             on_step(report.steps, accelerator.unwrap_model(model))
+        if stop_when is not None:
+            if stop_when():
+                accelerator.set_trigger()
+            if accelerator.check_trigger():  # every process leaves the loop together
+                report.stopped_early = True
         if report.steps % LOG_EVERY == 0 or report.steps == steps:
             counts = torch.bincount(torch.cat(list(recent)), minlength=num_passages)
             entry = {"step": report.steps, "gen_loss": sums["gen_loss"] / sums["n"], "route_loss": sums["route_loss"] / sums["n"],
@@ -197,6 +206,8 @@ def train(model, encoded: Sequence[Encoded], params, state_dir: Path, pad_id: in
             report.history.append(entry)
             sums.clear()
             bar.set_postfix(gen=f"{entry['gen_loss']:.3f}", route=f"{entry['route_loss']:.3f}", H=f"{entry['usage_entropy']:.2f}")
+        if report.stopped_early:
+            break
         if stop_after is not None and report.steps >= stop_after:
             report.interrupted = True
             break
