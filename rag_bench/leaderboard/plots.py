@@ -112,3 +112,16 @@ def task_plots(task_slug: str, entries: list[Entry], site: Path) -> list[Plot]:
         quality_vs(task_slug, entries, site, "footprint_mb_per_1k", "footprint, MB per 1K passages"),
     ]
     return [plot for plot in made if plot is not None]
+
+
+def corpus_axis_plot(entries: list[Entry], site: Path) -> tuple[Plot, list[str]] | None:
+    """The corpus-size axis over the NQ family's rows (rag_bench.report.corpus_axis) and the tasks to show it under;
+    None when no row of the family is there."""
+    from ..report.corpus_axis import FIGURE, board_plot
+
+    rel = f"plots/{FIGURE}"
+    made = board_plot(entries, site, rel)
+    if made is None:
+        return None
+    caption, tasks = made
+    return Plot(rel, "corpus-size axis", caption), tasks

@@ -18,7 +18,7 @@ from ..manifest import now
 from .collect import Entry
 from .index_page import TaskView, index_body
 from .markup import ASSETS, asset_text, page
-from .plots import task_plots
+from .plots import corpus_axis_plot, task_plots
 from .readers import label, reader_groups
 from .run_page import run_body
 
@@ -62,12 +62,14 @@ def build_site(entries: list[Entry], out: Path, plots: bool = True) -> BuiltSite
     for entry in entries:
         by_task.setdefault(entry.task, []).append(entry)
     views = []
+    axis = corpus_axis_plot(entries, out) if plots else None  # one image across tasks, shown under each of them
     for task in sorted(by_task):
         # One table per reader: rows whose readers' fingerprints differ are never ranked in one column.
         groups = reader_groups(by_task[task])
         for key, fp, group in groups:
             view_slug = slug(task) if len(groups) == 1 else f"{slug(task)}--{key}"
             made = task_plots(view_slug, group, out) if plots else []
+            made += [axis[0]] if axis and task in axis[1] and key == groups[0][0] else []  # once per task
             views.append(TaskView(task, view_slug, group, made, reader_label=label(fp), reader_groups=len(groups)))
     index = out / "index.html"
     index.write_text(page("rag-bench leaderboard", index_body(views), "", built), encoding="utf-8")

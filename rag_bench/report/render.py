@@ -19,6 +19,7 @@ from ..manifest import git_revision, now
 from ..summary import format_aggregate, markdown_table
 from ..sweep.summary import axes_of, grid_text, markdown as sweep_table, plot_name
 from .answers import answers_section
+from .corpus_axis import corpus_axis_section
 from .equal_bytes import cut_evidence, equal_bytes_section
 from .sources import ReportInputs
 
@@ -377,6 +378,7 @@ def render(inputs: ReportInputs, multihop: dict[str, Any] | None, out_md: Path, 
               "Do not edit by hand: re-run the command.", ""]
     sections = [plan_status(inputs, multihop), scope(inputs), comparison(inputs),
                 equal_bytes_section(inputs.entries, figures, out_md), answers_section(inputs.entries, figures, out_md),
+                corpus_axis_section(inputs.entries, figures, out_md),
                 sweeps(inputs, figures, out_md),
                 curves(inputs, figures, out_md), multihop_section(multihop, inputs.sources, figures, out_md)]
     return "\n".join(header) + "\n" + "\n".join(sections)
