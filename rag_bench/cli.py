@@ -193,11 +193,13 @@ from .leaderboard.cli import leaderboard as _leaderboard  # noqa: E402  (click o
 from .sweep.cli import sweep as _sweep  # noqa: E402
 from .analysis.cli import analyze as _analyze  # noqa: E402
 from .report.cli import report as _report  # noqa: E402
+from .write_curve.cli import write_curve as _write_curve  # noqa: E402
 
 cli.add_command(_leaderboard)
 cli.add_command(_sweep)
 cli.add_command(_analyze)
 cli.add_command(_report)
+cli.add_command(_write_curve)
 
 
 def _load_plugin_commands() -> None:

@@ -28,6 +28,14 @@ def register_providers(register):
     The harness calls ``prepare``, ``metadata``, ``provide(questions, k)``
     (with ``evidence_k=`` the reader depth where ``provide`` declares it),
     ``footprint`` and ``close``; see ``EvidenceProvider`` and docs/PLUGINS.md.
+
+    Optional capability, no extra hook: a provider class that overrides
+    ``write(passages, steps=None) -> WriteCost`` can take new passages into
+    its prepared state (an index insert, a memory write), and
+    ``rag-bench write-curve`` measures it (new passages' quality against a
+    provider prepared with them, old passages' retention, seconds and bytes
+    per passage). Set ``write_takes_steps = True`` when `write` optimises for
+    a number of steps. Providers without it are reported as "cannot write".
     """
 
 

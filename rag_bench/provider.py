@@ -4,15 +4,37 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from .errors import RagBenchError
 from .params import NoParams, json_ready, params_to_dict
-from .types import ProvidedEvidence, Question
+from .types import Passage, ProvidedEvidence, Question
 
 if TYPE_CHECKING:
     from .task import Task
+
+
+@dataclass
+class WriteCost:
+    """What `EvidenceProvider.write` reports about one write of new passages.
+
+    Every field is optional: the harness (``rag-bench write-curve``) always
+    measures the call's wall-clock seconds and the growth of the counted
+    `footprint()` itself (the headline figures, comparable across providers),
+    and keeps what the provider says beside them. `seconds` is the provider's
+    own measure of the work, `bytes_added` the bytes it counts as written
+    (e.g. an index's growth, without the text store), `steps` the
+    optimisation steps run per passage (None for a provider that does not
+    optimise, e.g. an index insert), `info` anything else JSON-ready (losses
+    before and after).
+    """
+
+    seconds: float | None = None
+    bytes_added: int | None = None
+    steps: int | None = None
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 class EvidenceProvider(ABC):
@@ -37,6 +59,10 @@ class EvidenceProvider(ABC):
        ``rag-bench run --no-overlap`` calls it on the main thread instead.
     4. ``footprint()`` for the storage the provider needs at query time.
 
+    Optional capability: ``write(passages, steps=None)`` adds new passages to
+    the prepared state (``rag-bench write-curve``, docs/PLUGINS.md); a
+    provider that does not override it is reported as "cannot write".
+
     Bump `version` when a change makes cached state in `workdir` invalid.
     """
 
@@ -55,6 +81,10 @@ class EvidenceProvider(ABC):
     #: `prepare` builds: they stay in the manifest and the run's id but out of the workdir's cache key, so
     #: changing one reuses the prepared state.
     runtime_settings: ClassVar[tuple[str, ...]] = ()
+    #: True when `write` optimises each new passage for a number of steps (a learned memory: llm_memory's z_new):
+    #: ``rag-bench write-curve`` then scores one point per step count of ``--steps``. False: `steps` is ignored and
+    #: the write curve has one point (an index insert).
+    write_takes_steps: ClassVar[bool] = False
 
     def __init__(self, params: Any = None):
         self.params = params if params is not None else self.Params()
@@ -113,6 +143,28 @@ class EvidenceProvider(ABC):
         """
         return {}
 
+    def write(self, passages: Sequence[Passage], steps: int | None = None) -> WriteCost:
+        """Optional: add new `passages` to the prepared state, write-and-forget (``rag-bench write-curve``).
+
+        Override it to make the provider writable; the base class's raises, and
+        ``can_write`` tells the two apart (providers that do not override it are
+        reported as "cannot write"). The harness calls it after ``prepare`` (and
+        possibly after ``provide``), once or several times in a row (sequential
+        batches), each time with passages whose doc ids are in neither the
+        corpus nor an earlier write. Afterwards ``provide`` ranks the old and
+        the written passages together, and ``footprint`` counts both.
+
+        `steps` is the number of optimisation steps per new passage for a
+        provider that sets ``write_takes_steps = True`` (None: its own
+        default); others ignore it. The prepared state in `workdir` must stay
+        as ``prepare`` left it (the harness prepares from it again for the
+        next point of a curve): keep what is written in memory, or in a
+        temporary folder removed by ``close``. Return a `WriteCost` (its fields
+        may all be left empty); raise ``RagBenchError`` with what to do when
+        this configuration cannot write (e.g. a prebuilt external index).
+        """
+        raise RagBenchError(f"provider {type(self).__name__} cannot write new passages (it does not implement write())")
+
     def close(self) -> None:
         """Release resources (models, JVMs). Called once after the run."""
 
@@ -147,6 +199,12 @@ def provider_metadata(name: str, provider: EvidenceProvider) -> dict[str, Any]:
             raise RagBenchError(f"provider {name}: metadata()[{key!r}] must be {expected}, got {value!r}")
     out["trained_splits"] = [str(split) for split in out["trained_splits"]]
     return json_ready(out)
+
+
+def can_write(provider: EvidenceProvider | type[EvidenceProvider]) -> bool:
+    """Whether a provider (instance or class) implements the optional `write` hook: overrides the base class's."""
+    cls = provider if isinstance(provider, type) else type(provider)
+    return getattr(cls, "write", EvidenceProvider.write) is not EvidenceProvider.write
 
 
 def accepts_evidence_k(provider: EvidenceProvider) -> bool:

@@ -7,10 +7,19 @@ stemming (PyStemmer). The pyserini backend uses Lucene's English analyzer
 (StandardTokenizer, the same stopwords, Porter stemming). Title and text are
 indexed together. Scoring is Lucene's BM25 variant with k1=0.9, b=0.4 by
 default, Anserini's defaults, so both backends rank with the same formula.
+
+Writing new passages (`write`, ``rag-bench write-curve``) rebuilds the index
+over the old and the new passages in a temporary folder: BM25's document
+frequencies and average length are corpus statistics, so a new passage
+changes every score, and bm25s has no incremental insert. The cost reported
+is that rebuild; the prepared index in the cache is left as it was.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -19,9 +28,9 @@ import numpy as np
 
 from rag_bench import hookimpl
 from rag_bench.errors import RagBenchError
-from rag_bench.provider import EvidenceProvider
+from rag_bench.provider import EvidenceProvider, WriteCost
 from rag_bench.text import check_evidence_bytes, evidence_store, utf8_size
-from rag_bench.types import Hit, ProvidedEvidence, Question
+from rag_bench.types import Hit, Passage, ProvidedEvidence, Question
 
 from .text import passage_evidence
 
@@ -73,6 +82,8 @@ class BM25Provider(EvidenceProvider):
     #: A task with an external corpus is searched in its prebuilt Lucene index (prebuilt.py).
     handles_external_corpus = True
     prebuilt = False
+    #: A temporary folder holding the index rebuilt by `write` (None until then); removed by `close`.
+    scratch: Path | None = None
 
     def prepare(self, task, workdir: Path) -> None:
         self.task = task
@@ -81,23 +92,49 @@ class BM25Provider(EvidenceProvider):
 
             self.index, self.prebuilt, self.workdir = PrebuiltLucene.open(task, self.params), True, workdir
             return
-        self.passages = task.corpus
+        self._store(list(task.corpus))
+        self.index = self._build(self.passages, workdir)
+        self.workdir = workdir
+
+    def _store(self, passages: list[Passage]) -> None:
+        """The passages in corpus order and the arrays `provide` reads."""
+        self.passages = passages
         # Object arrays built once, so provide() takes a whole batch's ids and texts in one NumPy
         # call: per-hit Python work was most of the harness's cost over raw bm25s (benchmarks/bm25.py).
         # `texts` is the provider's text store, cut to `evidence_bytes` when set.
-        self.doc_ids = np.array([p.doc_id for p in task.corpus], dtype=object)
-        whole = [passage_evidence(p) for p in task.corpus]
+        self.doc_ids = np.array([p.doc_id for p in passages], dtype=object)
+        whole = [passage_evidence(p) for p in passages]
         self.whole_text_bytes = utf8_size(whole)
         self.texts = np.array(evidence_store(whole, self.params.evidence_bytes), dtype=object)
+
+    def _build(self, passages: Sequence[Passage], folder: Path):
+        """The configured backend's index of `passages` in `folder` (loaded when a finished one is there)."""
         if self.params.backend == "pyserini":
             from .pyserini_backend import PyseriniIndex
 
-            self.index = PyseriniIndex.build_or_load(task.corpus, workdir / "lucene", self.params)
-        else:
-            from .bm25s_backend import Bm25sIndex
+            return PyseriniIndex.build_or_load(passages, folder / "lucene", self.params)
+        from .bm25s_backend import Bm25sIndex
 
-            self.index = Bm25sIndex.build_or_load(task.corpus, workdir / "bm25s", self.params)
-        self.workdir = workdir
+        return Bm25sIndex.build_or_load(passages, folder / "bm25s", self.params)
+
+    def write(self, passages: Sequence[Passage], steps: int | None = None) -> WriteCost:
+        """Index new passages beside the old: the whole index is rebuilt over both in a temporary folder (BM25's
+        statistics are the corpus's), which is the cost reported; the prepared index in the cache is untouched."""
+        if self.prebuilt:
+            raise RagBenchError("bm25: a task's prebuilt Lucene index (external corpus) cannot be written to; "
+                                "write-curve needs a task whose corpus is in memory")
+        if not hasattr(self, "index"):
+            raise RagBenchError("bm25: prepare() must run before write()")
+        start = time.perf_counter()
+        before = self.index.size_bytes()
+        scratch = Path(tempfile.mkdtemp(prefix="rag-bench-bm25-write-"))
+        combined = list(self.passages) + list(passages)
+        index = self._build(combined, scratch)
+        self._release()
+        self.index, self.scratch = index, scratch
+        self._store(combined)
+        return WriteCost(seconds=time.perf_counter() - start, bytes_added=self.index.size_bytes() - before,
+                         info={"rebuilt_passages": len(combined)})
 
     def metadata(self) -> dict:
         """The evidence cut and the bytes of the whole passages' text store beside the stored one."""
@@ -138,10 +175,17 @@ class BM25Provider(EvidenceProvider):
             "text_store": utf8_size(self.texts),
         }
 
-    def close(self) -> None:
+    def _release(self) -> None:
+        """Close the current index and remove the temporary folder of an earlier write."""
         index = getattr(self, "index", None)
         if index is not None and hasattr(index, "close"):
             index.close()
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
+
+    def close(self) -> None:
+        self._release()
 
 
 @hookimpl

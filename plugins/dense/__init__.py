@@ -6,6 +6,11 @@ L2-normalised, and ranked by inner product (= cosine). Embeddings are cached
 under ``<cache>/providers/dense/embeddings/`` by (encoder, prefix, pooling,
 max length, corpus hash), so changing only the index kind re-uses them; the
 index lives in the provider's workdir.
+
+Writing new passages (`write`, ``rag-bench write-curve``) encodes them with
+the same encoder and prefix and adds their vectors to the loaded index (an
+IVF index keeps its trained lists); the index file in the cache is left as
+it was.
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ import numpy as np
 from rag_bench import hookimpl
 from rag_bench.errors import RagBenchError
 from rag_bench.jsonl import fingerprint, write_json_atomic
-from rag_bench.provider import EvidenceProvider
+from rag_bench.provider import EvidenceProvider, WriteCost
 from rag_bench.text import check_evidence_bytes, evidence_store, utf8_size
-from rag_bench.types import Hit, ProvidedEvidence, Question
+from rag_bench.types import Hit, Passage, ProvidedEvidence, Question
 from rag_bench_plugins.bm25.text import document_text, passage_evidence
 
 from . import encoder as enc
@@ -98,6 +103,8 @@ class DenseProvider(EvidenceProvider):
         self.encoder = None
         self.index = None
         self.prebuilt = None
+        #: Bytes of the index after a `write` (None: the index file in the workdir is the index).
+        self.written_index_bytes: int | None = None
 
     def settings(self) -> dict[str, Any]:
         out = super().settings()
@@ -177,11 +184,31 @@ class DenseProvider(EvidenceProvider):
         return [ranked_evidence(self.doc_ids, self.evidence_texts, ranked, timings_ms=dict(per_question))
                 for ranked in results]
 
+    def write(self, passages: Sequence[Passage], steps: int | None = None) -> WriteCost:
+        """Encode new passages (same encoder, prefix and pooling as the corpus) and add them to the loaded index;
+        the index file in the cache is untouched."""
+        if self.prebuilt is not None:
+            raise RagBenchError("dense: a task's prebuilt FAISS index (external corpus) cannot be written to; "
+                                "write-curve needs a task whose corpus is in memory")
+        if self.index is None:
+            raise RagBenchError("dense: prepare() must run before write()")
+        start = time.perf_counter()
+        before = self.written_index_bytes or (self.workdir / INDEX_FILE).stat().st_size
+        with enc.torch_threads(self.params.threads):
+            vectors = enc.encode(self.encoder, [document_text(p) for p in passages], self.model.passage_prefix,
+                                 self.params.batch_size)
+        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self.doc_ids = self.doc_ids + [p.doc_id for p in passages]
+        self.texts = self.texts + [passage_evidence(p) for p in passages]
+        self.evidence_texts = evidence_store(self.texts, self.params.evidence_bytes)
+        self.written_index_bytes = faiss_index.size_bytes(self.index)
+        return WriteCost(seconds=time.perf_counter() - start, bytes_added=self.written_index_bytes - before)
+
     def footprint(self) -> dict[str, int]:
         if self.prebuilt is not None:
             return self.prebuilt.footprint()
         return {
-            "index": (self.workdir / INDEX_FILE).stat().st_size,
+            "index": self.written_index_bytes or (self.workdir / INDEX_FILE).stat().st_size,
             "text_store": utf8_size(self.evidence_texts),
         }
 

@@ -46,6 +46,11 @@ def save(index: faiss.Index, path: Path) -> None:
     partial.replace(path)
 
 
+def size_bytes(index: faiss.Index) -> int:
+    """Bytes of `index` serialised: what `save` would write to its file."""
+    return int(faiss.serialize_index(index).size)
+
+
 def load(path: Path) -> faiss.Index:
     return faiss.read_index(str(path))
 

@@ -10,6 +10,10 @@ RRF (constant `rrf_k` = 60, see `fusion.RRF_K`); the fused top `rerank_depth`
 cross-encoder/ms-marco-MiniLM-L-6-v2; ``-P reranker=none`` skips it). Hits
 past `rerank_depth` keep their fused order below the reranked ones, with
 placeholder scores (the lowest reranked score minus 1, 2, ...).
+
+Writing new passages (`write`) writes them into both parts (bm25 rebuilds its
+index, dense adds their vectors), in the same order, so the two parts' corpus
+positions stay aligned.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from typing import Any, Sequence
 from rag_bench import hookimpl
 from rag_bench.errors import RagBenchError
 from rag_bench.params import parse_assignments
-from rag_bench.provider import EvidenceProvider
-from rag_bench.types import ProvidedEvidence, Question
+from rag_bench.provider import EvidenceProvider, WriteCost
+from rag_bench.types import Passage, ProvidedEvidence, Question
 from rag_bench_plugins.dense import ranked_evidence
 from rag_bench_plugins.dense.presets import DEFAULT_MODEL
 
@@ -148,6 +152,18 @@ class HybridProvider(EvidenceProvider):
             tail = [(i, floor - n) for n, (i, _) in enumerate(ranking[depth:], start=1)]
             out.append(head + tail)
         return out
+
+    def write(self, passages: Sequence[Passage], steps: int | None = None) -> WriteCost:
+        """Write the new passages into the bm25 part and the dense part (each its own way; see their `write`)."""
+        costs = {"bm25": self.bm25.write(passages), "dense": self.dense.write(passages)}
+        if len(self.bm25.doc_ids) != len(self.dense.doc_ids):
+            raise RuntimeError("hybrid: bm25 and dense hold different numbers of passages after a write")
+        seconds = [c.seconds for c in costs.values()]
+        added = [c.bytes_added for c in costs.values()]
+        return WriteCost(seconds=sum(seconds) if None not in seconds else None,
+                         bytes_added=sum(added) if None not in added else None,
+                         info={name: {"seconds": c.seconds, "bytes_added": c.bytes_added, **c.info}
+                               for name, c in costs.items()})
 
     def footprint(self) -> dict[str, int]:
         bm25, dense = self.bm25.footprint(), self.dense.footprint()

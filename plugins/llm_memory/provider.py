@@ -9,13 +9,13 @@ from typing import Sequence
 import torch
 
 from rag_bench.errors import RagBenchError
-from rag_bench.provider import EvidenceProvider
-from rag_bench.types import Hit, ProvidedEvidence, Question
+from rag_bench.provider import EvidenceProvider, WriteCost
+from rag_bench.types import Hit, Passage, ProvidedEvidence, Question
 
 from . import controls as ctl
 from .base import base_identity, check_environment
 from .checkpoint import check_corpus, read_card
-from .config import KEY_INIT_LABELS, LAYOUT_LABELS, LLMMemoryParams, RUNTIME_FIELDS, Z_BYTES
+from .config import KEY_INIT_LABELS, LAYOUT_LABELS, LLMMemoryParams, RUNTIME_FIELDS, WRITE_LR, WRITE_STEPS, Z_BYTES
 from .controls import controlled, derangement  # noqa: F401  (re-exported: tests and benchmarks import them here)
 from .generation import encode, key_index, route_and_generate
 from .routing_check import InitialRouting, comparable, load_initial
@@ -49,6 +49,11 @@ class LLMMemoryProvider(EvidenceProvider):
     questions chosen by `control_every`, each record also carries the controls'
     evidence texts (``info["controls"]``, controls.py) and the query swap's
     partner and verdict (``info["query_swap"]``); they stay out of the latency.
+
+    `write` is the design's write path (write.py, as ``rag-bench memory add``):
+    one fresh z_new per new passage, optimised for `steps` Adam steps with θ,
+    projection and routing heads frozen, appended to Z in memory (the cached
+    checkpoint is not changed).
     """
 
     Params = LLMMemoryParams
@@ -57,6 +62,7 @@ class LLMMemoryProvider(EvidenceProvider):
     version = "2"
     runtime_settings = RUNTIME_FIELDS
     handles_external_corpus = True  # prepare() refuses it: Z's bytes at that scale, and a GPU to train it
+    write_takes_steps = True  # write() optimises each z_new for `steps` steps
 
     def refuse_external(self, task) -> None:
         """One clear error for a task whose corpus is external (nq_open_dpr's 21M passages): what Z would take."""
@@ -237,6 +243,31 @@ class LLMMemoryProvider(EvidenceProvider):
         for n, j in enumerate(keep):
             result[j] = (partners[j].qid, swapped[n][0], swapped[n][0] == own[n][0])
         return result
+
+    def write(self, passages: Sequence[Passage], steps: int | None = None) -> WriteCost:
+        """Memorise new passages: one z_new each, optimised with θ frozen for `steps` Adam steps (None: WRITE_STEPS)
+        at WRITE_LR, appended to Z; routing then scores them beside every old z_i. In memory only: the checkpoint in
+        the cache stays the memory `prepare` trained."""
+        import time
+
+        from .write import add_passages
+
+        if getattr(self, "system", None) is None:
+            raise RagBenchError("llm_memory: prepare() must run before write()")
+        steps = WRITE_STEPS if steps is None else steps
+        start = time.perf_counter()
+        report = add_passages(self.system, passages, steps=steps, lr=WRITE_LR, seed=self.system.params.seed)
+        seconds = time.perf_counter() - start
+        if self.system.params.z_storage == "fp16":  # answered from Z as stored, like the trained rows (MemorySystem.fit)
+            z = self.system.model.z.data
+            z[-len(passages):] = z[-len(passages):].half().float()
+        self.use(self.system, self.closed, self.partners)  # the routing index and the controls' derangement over the grown Z
+        count = len(passages)
+        return WriteCost(seconds=seconds, bytes_added=count * z_bytes_per_passage(vars(self.system.params)), steps=steps,
+                         info={"lr": WRITE_LR, "loss_before": sum(report.loss_before) / count,
+                               "loss_after": sum(report.loss_after) / count,
+                               "gen_loss_before": sum(report.gen_loss_before) / count,
+                               "gen_loss_after": sum(report.gen_loss_after) / count})
 
     def footprint(self) -> dict[str, int]:
         """Everything trained on this corpus that answering needs, counted: Z, projection and routing heads, and the

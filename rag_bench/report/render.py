@@ -22,6 +22,7 @@ from .answers import answers_section
 from .corpus_axis import corpus_axis_section
 from .equal_bytes import cut_evidence, equal_bytes_section
 from .sources import ReportInputs
+from .write_curve import write_curves_section
 
 NO_RETRIEVAL = "no_retrieval"
 #: (column header, metric) of the comparison table the research plan promises.
@@ -380,5 +381,6 @@ def render(inputs: ReportInputs, multihop: dict[str, Any] | None, out_md: Path, 
                 equal_bytes_section(inputs.entries, figures, out_md), answers_section(inputs.entries, figures, out_md),
                 corpus_axis_section(inputs.entries, figures, out_md),
                 sweeps(inputs, figures, out_md),
-                curves(inputs, figures, out_md), multihop_section(multihop, inputs.sources, figures, out_md)]
+                curves(inputs, figures, out_md), write_curves_section(figures, out_md),
+                multihop_section(multihop, inputs.sources, figures, out_md)]
     return "\n".join(header) + "\n" + "\n".join(sections)

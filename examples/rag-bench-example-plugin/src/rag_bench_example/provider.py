@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Sequence
 
 from rag_bench.errors import RagBenchError
-from rag_bench.provider import EvidenceProvider
-from rag_bench.types import Hit, ProvidedEvidence, Question
+from rag_bench.provider import EvidenceProvider, WriteCost
+from rag_bench.types import Hit, Passage, ProvidedEvidence, Question
 
 WORD = re.compile(r"\w+")
 STOPWORDS = frozenset("a an and are as at be by for from has he in is it its of on that the to was were will with who what when where which how".split())
@@ -46,7 +46,7 @@ class IdfOverlapProvider(EvidenceProvider):
     version = "1"
 
     def prepare(self, task, workdir: Path) -> None:
-        self.passages = task.corpus
+        self.passages = list(task.corpus)
         index_path = workdir / INDEX_FILE
         if index_path.is_file():  # built by an earlier run with the same task and settings
             postings = json.loads(index_path.read_text(encoding="utf-8"))
@@ -59,9 +59,28 @@ class IdfOverlapProvider(EvidenceProvider):
             tmp.write_text(json.dumps(postings), encoding="utf-8")
             tmp.replace(index_path)  # atomic: an interrupted build leaves no half index
         self.index_bytes = index_path.stat().st_size
-        n = len(self.passages)
         self.postings = postings
-        self.idf = {w: math.log(1 + n / len(docs)) for w, docs in postings.items()}
+        self._weigh()
+
+    def _weigh(self) -> None:
+        n = len(self.passages)
+        self.idf = {w: math.log(1 + n / len(docs)) for w, docs in self.postings.items()}
+
+    def write(self, passages: Sequence[Passage], steps: int | None = None) -> WriteCost:
+        """The optional write hook (``rag-bench write-curve``): append new passages to the postings in memory and
+        recompute the IDF weights. The index file in `workdir` stays as `prepare` left it (the harness prepares
+        from it again), so nothing is written to disk."""
+        if not hasattr(self, "postings"):
+            raise RagBenchError("idf_overlap: prepare() must run before write()")
+        postings = defaultdict(list, {word: list(docs) for word, docs in self.postings.items()})
+        for position, passage in enumerate(passages, start=len(self.passages)):
+            for word in words(f"{passage.title} {passage.text}"):
+                postings[word].append(position)
+        self.passages = self.passages + list(passages)
+        self.postings = postings
+        self._weigh()
+        before, self.index_bytes = self.index_bytes, len(json.dumps(postings).encode("utf-8"))
+        return WriteCost(bytes_added=self.index_bytes - before)
 
     def provide(self, questions: Sequence[Question], k: int) -> list[ProvidedEvidence]:
         if not hasattr(self, "postings"):
