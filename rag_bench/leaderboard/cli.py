@@ -130,3 +130,34 @@ def publish(providers, tasks, reader, from_runs, work_dir, results, site):
     if failures:
         click.echo("these commands failed and were not published:\n  " + "\n  ".join(failures), err=True)
         raise click.exceptions.Exit(1)
+
+
+@leaderboard.command()
+@click.argument("results", required=False, type=click.Path(path_type=Path, exists=True, file_okay=False),
+                default=DEFAULT_RESULTS)
+@click.option("--task", "tasks", multiple=True, help="Only this task's rows (repeatable).")
+@click.option("--provider", "providers", multiple=True, help="Only this provider's rows (repeatable).")
+@click.option("--questions", default=100, show_default=True, help="Questions of each task's split timed per round.")
+@click.option("--rounds", default=3, show_default=True, help="Interleaved rounds (each visits every configuration).")
+@click.option("--seed", default=0, show_default=True, help="Seeds the order of the configurations in each round.")
+@click.option("--cached-only", is_flag=True, help="Skip rows whose provider state is not cached here instead of "
+              "preparing it (which may train a memory).")
+def measure(results, tasks, providers, questions, rounds, seed, cached_only):
+    """Re-time every published row's provider on this machine in one sitting, interleaved over the same questions,
+    and write RESULTS/latency_sitting.json: the board and the report then show these latencies only."""
+    import sys
+
+    from .collect import load_result_file
+    from .latency import measure_sitting, write_sitting
+
+    entries = [e for p in sorted(results.rglob("*.json")) if (e := load_result_file(p)) is not None]
+    entries = _only(entries, tasks, providers)
+    sitting = measure_sitting(entries, questions, rounds, seed, cached_only, command=["rag-bench", *sys.argv[1:]],
+                              progress=lambda line: click.echo(line, err=True))
+    path = write_sitting(sitting, results)
+    rows = [[r["task"], r["configuration"], f"{r['p50_ms']:.2f}", f"{r['spread_ms'][0]:.2f}–{r['spread_ms'][1]:.2f}"]
+            for r in {r["configuration"]: r for r in sitting["rows"].values()}.values()]
+    click.echo(table(["task", "provider configuration", "p50 ms", "round p50s"], rows))
+    for row_id, why in sitting["skipped"].items():
+        click.echo(f"not timed: {row_id}: {why}", err=True)
+    click.echo(f"wrote {path}")

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 from ..errors import RagBenchError
 from ..plugins import warn
 from ..run_dir import MANIFEST, METRICS, RECORDS, RunDir, read_json
+from .latency import apply_sitting, read_sitting
 from .redact import redact, redact_command
 
 FORMAT = "rag-bench-result/1"
@@ -165,16 +166,17 @@ def collect_entries(*roots: Path) -> list[Entry]:
     """Every finished run and published result under `roots`, one per configuration.
 
     Where the same configuration appears twice (a run and its published
-    result), the one that finished last is kept.
+    result), the one that finished last is kept. A root holding a latency
+    sitting (`latency.SITTING_FILE`) gives its rows the sitting's latencies.
     """
     found: dict[tuple[str, str], Entry] = {}
     for root in roots:
         if not root.exists():
             raise RagBenchError(f"{root}: no such folder; pass a runs directory (e.g. runs/) or leaderboard/results")
-        for path in _candidates(root):
-            entry = load_run_dir(path) if path.is_dir() else load_result_file(path)
-            if entry is None:
-                continue
+        loaded = [load_run_dir(path) if path.is_dir() else load_result_file(path) for path in _candidates(root)]
+        # a folder of published rows with a latency sitting beside them shows the sitting's latencies only
+        sitting = read_sitting(root) if root.is_dir() else None
+        for entry in apply_sitting([e for e in loaded if e is not None], sitting):
             key = (entry.task, entry.row_id)
             if key not in found or entry.date > found[key].date:
                 found[key] = entry

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from . import provenance
 from .collect import Entry
 from .columns import EFFICIENCY, HEADLINE, control_metrics, efficiency_metrics, fmt, quality_metrics, smallest_control_delta
+from .latency import latency_note
 from .markup import cell, command_text, esc, table
 from .plots import Plot
 from .significance import Comparison, best_row, pairwise_ties, ties_with_best
@@ -192,7 +193,8 @@ def task_section(view: TaskView) -> str:
         "(paired bootstrap over per-question scores, 95%; hover for the test). "
         "<span class=\"trained\">trained</span>: the provider's parameters were fitted to this task's corpus; "
         "<span class=\"nometa\">?</span>: published before provider metadata was recorded. "
-        "Rows of one provider with different settings are labelled with the settings that differ.</p>"
+        "Rows of one provider with different settings are labelled with the settings that differ. "
+        f"{esc(latency_note(view.entries))}</p>"
         f'<div class="view-headline">{headline_table(view)}</div>'
         f'<div class="view-full">{task_table(view)}</div>'
         f"{ties_list(view)}<div class=\"plots\">{plots}</div></section>"

@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 
 from ..analysis.multihop import FOCUS
 from ..leaderboard.collect import Entry
+from ..leaderboard.latency import latency_note
 from ..leaderboard.readers import group_key
 from ..leaderboard.significance import lower_is_better, paired_bootstrap
 from ..manifest import git_revision, now
@@ -143,7 +144,7 @@ def comparison(inputs: ReportInputs) -> str:
                  *(format_aggregate(e.aggregate.get(m), with_ci=not m.startswith("footprint")) for _, m in columns)]
                 for e in entries]
         parts += ["", f"### {task} ({entries[0].split} split)", "",
-                  markdown_table(["provider", "reader", "n", *(h for h, _ in columns)], rows)]
+                  markdown_table(["provider", "reader", "n", *(h for h, _ in columns)], rows), "", latency_note(entries)]
         focus = [e for e in entries if e.provider == FOCUS]
         best = _best_entry(_baselines(entries), "recall@5")
         if focus and best:
