@@ -354,11 +354,18 @@ def test_closed_book_memory_is_reused_from_the_workdir_and_named_by_the_memorys_
     assert Path(first.closed.folder).name == f"{ctl.CLOSED_BOOK_DIR}-{key}"
     assert ctl.settings_key(ctl.closed_book_params(params.replace(max_new_tokens=3, control_every=2))) == key
     assert ctl.settings_key(ctl.closed_book_params(params.replace(max_train_steps=7))) != key
+    # what a closed-book memory neither trains nor answers with does not change its control (z is zeros there)
+    unread = params.replace(key_init="random", z_storage="fp32", eval_every=7, early_stop_patience=3)
+    assert ctl.settings_key(ctl.closed_book_params(unread)) == key
     from rag_bench_plugins.llm_memory.checkpoint import read_card
 
     card = read_card(Path(first.closed.folder))
     assert ctl.same_training(card, ctl.closed_book_params(params))
     assert not ctl.same_training(card, params)  # the main memory's settings are not the control's
+    older = {**card, "settings": {k: v for k, v in card["settings"].items() if k != "early_stop_patience"}}
+    older["settings"]["z_storage"] = "fp32"  # a control trained before these settings existed or changed
+    assert ctl.same_training(older, ctl.closed_book_params(unread))
+    assert not ctl.same_training({**older, "settings": {**older["settings"], "lora_r": 99}}, ctl.closed_book_params(params))
     # a memory trained otherwise where the control's should be is refused, not answered from
     import shutil
 

@@ -36,7 +36,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from rag_bench.types import Passage, Question
+from rag_bench.api import Passage, Question
 
 from .data import most_shared, sentences
 from .generation import encode, generate_shared, prefill_queries, texts_of
@@ -191,9 +191,18 @@ def zeros_for(model, rows: int) -> torch.Tensor:
 
 
 # -- the closed-book memory -------------------------------------------------------------------------------------------
+#: Settings a closed-book memory neither trains nor answers with, held at their defaults in its settings so that
+#: memories differing only in them have the same closed-book control: its z is never initialised (`key_init`) and
+#: is zeros wherever the LM reads it (so how Z is stored, `z_storage`, changes no text), and no routing curve is
+#: measured while it trains (`eval_every`, `early_stop_patience`).
+CLOSED_BOOK_IGNORES = ("key_init", "z_storage", "eval_every", "early_stop_patience")
+
+
 def closed_book_params(params):
-    """The settings of a memory's closed-book control: the same, with z withheld."""
-    return params.replace(closed_book=True)
+    """The settings of a memory's closed-book control: the same, with z withheld (and CLOSED_BOOK_IGNORES at their
+    defaults)."""
+    defaults = type(params)()
+    return params.replace(closed_book=True, **{f: getattr(defaults, f) for f in CLOSED_BOOK_IGNORES})
 
 
 def settings_key(params) -> str:
@@ -206,13 +215,15 @@ def settings_key(params) -> str:
 
 
 def same_training(card: dict, params) -> bool:
-    """Whether a checkpoint card was trained with `params`'s training settings (runtime settings aside)."""
+    """Whether a checkpoint card was trained with `params`'s training settings (runtime settings aside; for a
+    closed-book memory, CLOSED_BOOK_IGNORES too, which it does not read)."""
     from .checkpoint import params_dict
     from .config import RUNTIME_FIELDS
 
     wanted = json.loads(json.dumps(params_dict(params), default=str))
     saved = card.get("settings") or {}
-    return all(saved.get(k) == v for k, v in wanted.items() if k not in RUNTIME_FIELDS)
+    ignored = (*RUNTIME_FIELDS, *(CLOSED_BOOK_IGNORES if params.closed_book else ()))
+    return all(saved.get(k) == v for k, v in wanted.items() if k not in ignored)
 
 
 @dataclass
