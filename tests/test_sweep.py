@@ -127,6 +127,10 @@ def test_a_setting_value_one_cell_rejects_fails_that_cell_only(slice_card, tmp_p
     ("provider: bm25\ntask: nq_5k\ngrid: {b: []}\n", "grid.b must be a non-empty list"),
     ("provider: bm25\ntask: nq_5k\ngrid: [b]\n", "grid must map each setting"),
     ("provider: [bm25\n", "not valid YAML"),
+    ("provider: bm25\ntask: nq_5k\ngrid: {b: [0.4]}\nresources: {gpu: 1}\n", "unknown key 'gpu'. Did you mean: gpus?"),
+    ("provider: bm25\ntask: nq_5k\ngrid: {b: [0.4]}\nresources: {mem: lots}\n", "expected a size such as 64G"),
+    ("provider: bm25\ntask: nq_5k\ngrid: {b: [0.4]}\nresources: {time: 4h}\n", "a Slurm time such as 4:00:00"),
+    ("provider: bm25\ntask: nq_5k\ngrid: {b: [0.4]}\nslurm: {partiton: gpu}\n", "Did you mean: partition?"),
 ])
 def test_a_bad_sweep_file_is_one_clear_error_before_any_run(tmp_path, text, message):
     runs = tmp_path / "runs"
@@ -144,3 +148,72 @@ def test_sweeps_choose_on_dev_unless_told_otherwise():
     assert with_split(spec, ("test",), "test").split == "test"
     told = parse_spec({"provider": "bm25", "task": "nq_5k", "split": "test", "reader_k": 3, "grid": {"k1": [0.9]}}, "inline", "s")
     assert with_split(told, ("train", "dev", "test"), "test").split == "test" and told.reader_k == 3
+
+
+def test_every_sweep_file_in_benchmarks_loads_and_names_real_settings():
+    from rag_bench.sweep.execute import check_spec
+    from rag_bench.sweep.spec import load_spec
+
+    specs = {path.name: load_spec(path) for path in sorted(Path("benchmarks/sweeps").glob("*.yaml"))}
+    for spec in specs.values():
+        check_spec(spec)
+    research = specs["llm_memory_research_8b.yaml"]
+    assert research.params["base"] == "Qwen/Qwen3-8B" and research.params["quantization"] == "4bit"
+    assert research.resources.gpus == 1 and research.resources.time_min == 12 * 60
+    assert specs["llm_memory_z_m.yaml"].resources.gpus is None  # the files written before resources: load unchanged
+
+
+def test_an_executor_whose_engine_is_missing_or_unknown_is_one_clear_error(monkeypatch, tmp_path):
+    import sys
+
+    from rag_bench.errors import RagBenchError
+    from rag_bench.sweep.executors import make_executor
+
+    for name, module in (("slurm", "submitit"), ("ray", "ray")):
+        monkeypatch.setitem(sys.modules, module, None)  # import fails as if it were not installed
+        with pytest.raises(RagBenchError, match=rf"--executor {name} needs the Python package '{module}'.*"
+                                                r"pip install 'rag-bench\[cluster\]'"):
+            make_executor(name, folder=tmp_path)
+    with pytest.raises(RagBenchError, match="unknown executor 'dask': choose one of local, slurm, ray"):
+        make_executor("dask")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--executor", "local", "--no-wait"], "--no-wait applies to --executor slurm only"),
+    (["--executor", "local", "--mem", "lots"], "--mem: expected a size such as 64G"),
+    (["--executor", "local", "--slurm-option", "exclude"], "--slurm-option expects KEY=VALUE"),
+])
+def test_bad_executor_options_are_one_clear_error(slice_card, tmp_path, args, message):
+    spec = write(tmp_path / "s.yaml", f"provider: bm25\ntask: {slice_card}\nlimit: 4\ngrid:\n  b: [0.4]\n")
+    result = sweep([spec, *args], tmp_path / "runs")
+    assert result.exit_code == 1 and message in result.output and result.output.count("Error:") == 1
+
+
+def test_a_remote_executor_plans_on_the_node_a_cell_this_machine_cannot(slice_card, tmp_path, monkeypatch):
+    """4-bit on a login node without CUDA: the settings parse, the run cannot be planned here, the node plans it."""
+    import os
+
+    from rag_bench.errors import RagBenchError
+    from rag_bench.sweep import execute
+    from rag_bench.sweep.executors import run_remote_cell
+    from rag_bench.sweep.spec import parse_spec
+
+    class OnTheNode:  # an executor whose "node" is this process, with the node's own planning
+        name, remote, max_parallel = "node", True, None
+
+        def run(self, jobs, report):
+            for job in jobs:
+                report(job, run_remote_cell(job, dict(os.environ), "on the node"))
+
+    def no_gpu_here(config):
+        raise RagBenchError("needs CUDA")
+
+    spec = parse_spec({"provider": "bm25", "task": slice_card, "limit": 4, "grid": {"b": [0.4, 2.0]}}, "inline", "s")
+    runs = tmp_path / "runs"
+    monkeypatch.setattr(execute, "plan_run", no_gpu_here)
+    outcomes = execute.run_sweep(spec, tmp_path / "out", runs, executor=OnTheNode(), progress=False)
+    assert [o.status for o in outcomes] == ["done", "failed"]  # b=2.0 is a bad setting on any machine: not sent
+    assert "b within [0, 1]" in outcomes[1].error and outcomes[1].log is None
+    assert (outcomes[0].run_path / "metrics.json").is_file()
+    again = execute.run_sweep(spec, tmp_path / "out", runs, executor=OnTheNode(), progress=False)
+    assert again[0].status == "cached" and again[0].run_path == outcomes[0].run_path  # found finished on the node

@@ -5,32 +5,30 @@ exactly the run a user would type, a crash in one cell cannot take the sweep
 down, and its manifest records the command that reproduces it. Its output
 goes to `<out>/logs/<cell>.log`. A cell whose run folder already holds
 metrics.json is skipped; a failed or interrupted one resumes from its records
-on the next `rag-bench sweep`.
+on the next `rag-bench sweep`. Where the child processes run (here, as Slurm
+jobs, as Ray tasks) is the executor's business (executors.py).
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from tqdm.auto import tqdm
 
-from ..errors import EXIT_INCOMPLETE, RagBenchError
-from ..params import check_keys
+from ..errors import RagBenchError
+from ..params import check_keys, parse_params
 from ..registry import registry
-from ..run_dir import RunDir
 from ..runner import RunConfig, plan_run, split_reader_spec
+from .executors import CellJob, CellResult, Executor, LocalExecutor, is_finished
 from .spec import Cell, SweepSpec
 
-#: A cell's result: "cached" (finished before), "done" (finished now) or "failed".
-STATUSES = ("cached", "done", "failed")
+#: A cell's result: "cached" (finished before), "done" (finished now) or "failed"; "pending" only while a cluster
+#: still holds it (a Slurm sweep submitted with --no-wait).
+STATUSES = ("cached", "done", "failed", "pending")
 
 
 @dataclass
@@ -80,59 +78,36 @@ def check_spec(spec: SweepSpec) -> None:
     check_keys(registry().readers.get(reader).Params, spec.reader_params, f"reader {reader}")
 
 
-def is_finished(path: Path) -> bool:
-    run = RunDir(path)
-    return run.metrics_path.is_file() and run.exists()
-
-
-def _error_line(log: Path) -> str:
-    """The child's one-line `Error: ...` if it printed one, else the last line of its log."""
-    try:
-        lines = [line.strip() for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return "no log"
-    errors = [line for line in lines if line.startswith("Error:")]
-    return (errors or lines or ["exited without output"])[-1][:500]
-
-
-def _child_env(max_parallel: int) -> dict[str, str]:
-    env = dict(os.environ)
-    if max_parallel > 1 and "OMP_NUM_THREADS" not in env:
-        # Parallel cells would each grab every core for BLAS and thrash; share them out instead.
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // max_parallel))
-    return env
-
-
 def cell_log(logs: Path, cell: Cell) -> Path:
     """Where a cell's child process writes its output."""
     return logs / f"{cell.slug}.log"
 
 
-def run_cell(spec: SweepSpec, cell: Cell, runs_dir: Path, logs: Path, env: dict[str, str]) -> tuple[str, float, str | None]:
-    """Run one cell in a child process; (status, seconds, error)."""
-    logs.mkdir(parents=True, exist_ok=True)
-    log = cell_log(logs, cell)
-    start = time.perf_counter()
-    with log.open("w", encoding="utf-8") as handle:
-        code = subprocess.run([sys.executable, "-m", "rag_bench.cli", *cell_argv(spec, cell, runs_dir)],
-                              stdout=handle, stderr=subprocess.STDOUT, env=env).returncode
-    seconds = time.perf_counter() - start
-    if code == 0:
-        return "done", seconds, None
-    if code == EXIT_INCOMPLETE:  # finished, metrics written; some questions or judge scores are missing
-        return "done", seconds, f"complete_with_failures: {_error_line(log)}"
-    return "failed", seconds, f"exit {code}: {_error_line(log)}"
+def cell_job(spec: SweepSpec, cell: Cell, path: Path | None, runs_dir: Path, logs: Path) -> CellJob:
+    """What an executor needs to run the cell: its `rag-bench run` arguments, run folder (None: to be found where
+    it runs), log, and its RunConfig."""
+    return CellJob(name=cell.name, slug=cell.slug, run_path=path, argv=tuple(cell_argv(spec, cell, runs_dir)),
+                   log=cell_log(logs, cell), config=cell_config(spec, cell, runs_dir))
+
+
+def check_cell_settings(spec: SweepSpec, cell: Cell) -> None:
+    """The cell's provider settings parse (a value out of range fails here, whatever machine it would run on)."""
+    provider = registry().providers.get(spec.provider)
+    parse_params(provider.Params, dict(cell.provider_params), f"provider {spec.provider}")
 
 
 def run_sweep(spec: SweepSpec, out: Path, runs_dir: Path, max_parallel: int = 1,
-              on_outcome: Callable[[CellOutcome], None] | None = None, progress: bool = True) -> list[CellOutcome]:
-    """Run every unfinished cell (up to `max_parallel` at once) and return one outcome per cell, in grid order.
+              on_outcome: Callable[[CellOutcome], None] | None = None, progress: bool = True,
+              executor: Executor | None = None) -> list[CellOutcome]:
+    """Run every unfinished cell and return one outcome per cell, in grid order.
 
-    A cell that fails is recorded with its error and the sweep goes on.
-    `on_outcome` is called (from one thread at a time) as each cell settles.
+    `executor` decides where the cells run (default: `max_parallel` local processes at once). A cell that fails is
+    recorded with its error and the sweep goes on. `on_outcome` is called (from one thread at a time) as each cell
+    settles. A cell the executor left queued (Slurm, --no-wait) comes back "pending". With a remote executor, a cell
+    whose settings parse but whose run this machine cannot plan (4-bit without CUDA on a login node) is planned on
+    the node that runs it.
     """
-    if max_parallel < 1:
-        raise RagBenchError("--max-parallel must be at least 1")
+    executor = executor or LocalExecutor(max_parallel)
     check_spec(spec)
     logs = out / "logs"
     outcomes: dict[Cell, CellOutcome] = {}
@@ -144,27 +119,45 @@ def run_sweep(spec: SweepSpec, out: Path, runs_dir: Path, max_parallel: int = 1,
             if on_outcome is not None:
                 on_outcome(outcome)
 
-    todo: list[tuple[Cell, Path]] = []
+    todo: dict[str, tuple[Cell, CellJob]] = {}
+    elsewhere: list[str] = []
     for cell in spec.cells():
         try:
-            path = plan_run(cell_config(spec, cell, runs_dir)).path  # prepares the task once, before any child starts
+            path = plan_run(cell_config(spec, cell, runs_dir)).path  # prepares the task once, before any cell starts
         except RagBenchError as exc:  # e.g. a setting value this provider rejects in this combination only
-            settle(CellOutcome(cell, "failed", None, 0.0, None, str(exc)))
+            error = str(exc)
+            if executor.remote:
+                try:
+                    check_cell_settings(spec, cell)
+                except RagBenchError as bad:  # a bad setting fails on any machine: say which
+                    error = str(bad)
+                else:  # the settings are fine; this machine is not (e.g. no GPU): the node plans it
+                    elsewhere.append(error)
+                    todo[cell.slug] = (cell, cell_job(spec, cell, None, runs_dir, logs))
+                    continue
+            settle(CellOutcome(cell, "failed", None, 0.0, None, error))
             continue
         if is_finished(path):
             settle(CellOutcome(cell, "cached", path, 0.0, None))
         else:
-            todo.append((cell, path))
+            todo[cell.slug] = (cell, cell_job(spec, cell, path, runs_dir, logs))
 
-    env = _child_env(max_parallel)
-    with tqdm(total=len(todo), desc=f"sweep {spec.name}", unit="cell", disable=not progress) as bar, \
-            ThreadPoolExecutor(max_workers=max_parallel) as pool:
-        futures = {pool.submit(run_cell, spec, cell, runs_dir, logs, env): (cell, path) for cell, path in todo}
-        for future in as_completed(futures):
-            cell, path = futures[future]
-            status, seconds, error = future.result()
-            if status == "done" and not is_finished(path):
+    if elsewhere:
+        print(f"{len(elsewhere)} cell(s) cannot be planned on this machine ({elsewhere[0]}); they are planned where "
+              f"they run ({executor.name})", file=sys.stderr)
+    with tqdm(total=len(todo), desc=f"sweep {spec.name} ({executor.name})", unit="cell",
+              disable=not progress) as bar:
+
+        def report(job: CellJob, result: CellResult) -> None:
+            cell = todo[job.slug][0]
+            status, error, path = result.status, result.error, result.run_path or job.run_path
+            if status == "done" and (path is None or not is_finished(path)):
                 status, error = "failed", f"the run exited cleanly but {path} has no metrics.json"
-            settle(CellOutcome(cell, status, path, seconds, cell_log(logs, cell), error))
+            settle(CellOutcome(cell, status, path, result.seconds, job.log, error))
             bar.update(1)
+
+        executor.run([job for _, job in todo.values()], report)
+    for cell, job in todo.values():
+        if cell not in outcomes:
+            outcomes[cell] = CellOutcome(cell, "pending", job.run_path, 0.0, job.log)
     return [outcomes[cell] for cell in spec.cells()]

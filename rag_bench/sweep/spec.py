@@ -16,6 +16,8 @@
       z_dim: [64, 256]
       m_tokens: [1, 4]
     metrics: [recall@5, evidence_rougeL]   # the summary's columns and heat-maps
+    resources: {gpus: 1, mem: 64G, time: "8:00:00"}   # optional, per cell, for --executor slurm|ray (resources.py)
+    slurm: {partition: gpu}                           # optional, for --executor slurm (resources.py)
 
 Values are turned into the strings `-P` would receive, so a cell is exactly
 the run that `rag-bench run ... -P z_dim=64 ...` makes and shares its folder.
@@ -34,9 +36,10 @@ from typing import Any
 import yaml
 
 from ..errors import RagBenchError
+from .resources import Resources, SlurmOptions, parse_resources, parse_slurm
 
 KEYS = ("name", "provider", "task", "split", "limit", "k", "reader_k", "reader", "reader_params", "seed", "batch_size",
-        "params", "grid", "metrics")
+        "params", "grid", "metrics", "resources", "slurm")
 #: Sweeps pick settings, so they score the dev split (where the task has one) unless the file names another split:
 #: the test split is for the published row of the setting a sweep chose.
 DEFAULT_SPLIT = "dev"
@@ -92,10 +95,13 @@ class SweepSpec:
     seed: int = 0
     batch_size: int = 32
     metrics: tuple[str, ...] = DEFAULT_METRICS
+    resources: Resources = Resources()
+    slurm: SlurmOptions = SlurmOptions()
     source: Path | None = None
 
     @property
     def axes(self) -> list[str]:
+        """The varied settings, in the file's order."""
         return list(self.grid)
 
     def cells(self) -> list[Cell]:
@@ -174,6 +180,8 @@ def parse_spec(data: Any, where: str, default_name: str) -> SweepSpec:
         seed=_int(where, "seed", data.get("seed", 0), 0),
         batch_size=_int(where, "batch_size", data.get("batch_size", 32), 1),
         metrics=tuple(str(m) for m in metrics),
+        resources=parse_resources(data.get("resources"), where),
+        slurm=parse_slurm(data.get("slurm"), where),
     )
 
 

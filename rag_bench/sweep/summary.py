@@ -29,13 +29,17 @@ def _metrics_of(path: Path | None, names: Sequence[str]) -> dict[str, Any]:
 
 
 def summarise(spec: SweepSpec, outcomes: Sequence[CellOutcome], command: Sequence[str] | None,
-              max_parallel: int = 1) -> dict[str, Any]:
-    """The sweep as data: its settings, and per cell the varied values, status, run folder and chosen metrics."""
+              max_parallel: int = 1, executor: str = "local") -> dict[str, Any]:
+    """The sweep as data: its settings, and per cell the varied values, status, run folder and chosen metrics.
+
+    The shape is the same whatever the executor (`local`, `slurm`, `ray`), which is recorded beside max_parallel.
+    """
     task = load_task(spec.task)
     return {
         "sweep": spec.name,
         "command": list(command) if command else None,
         "max_parallel": max_parallel,
+        "executor": executor,
         "created": now(),
         "provider": spec.provider,
         "task": spec.task,
@@ -87,6 +91,7 @@ def table_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def markdown(summary: dict[str, Any]) -> str:
+    """The summary's table as Markdown (summary.md)."""
     return markdown_table(*table_rows(summary))
 
 
