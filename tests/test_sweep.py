@@ -167,7 +167,7 @@ def test_an_executor_whose_engine_is_missing_or_unknown_is_one_clear_error(monke
     import sys
 
     from rag_bench.errors import RagBenchError
-    from rag_bench.sweep.executors import make_executor
+    from rag_bench.sweep.factory import make_executor
 
     for name, module in (("slurm", "submitit"), ("ray", "ray")):
         monkeypatch.setitem(sys.modules, module, None)  # import fails as if it were not installed

@@ -53,7 +53,7 @@ def sweep(spec_file, executor, max_parallel, runs_dir, out, dry_run, no_plots, c
     from ..errors import RagBenchError
     from ..runner import plan_run
     from .execute import STATUSES, cell_argv, cell_config, check_spec, is_finished, run_sweep
-    from .executors import make_executor
+    from .factory import make_executor
     from .resources import parse_mem, parse_option, parse_time
     from ..task_store import load_task
     from .spec import load_spec, with_split

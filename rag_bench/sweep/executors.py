@@ -1,10 +1,10 @@
-"""Where a sweep's cells run: the Executor protocol, the local executor (the default), and the factory for the others.
+"""Where a sweep's cells run: the Executor protocol, the local executor (the default), and what every executor shares.
 
 Every executor runs the same thing per cell, `run_command`: the cell's `rag-bench run ...` in a child process with
 its output in `<out>/logs/<cell>.log`. Only where that happens differs: a local process (`local`), a Slurm job
 through submitit (`slurm`, slurm.py), or a Ray task (`ray`, ray_exec.py). A cell killed part-way (pre-empted,
 cancelled, its process killed) resumes from its run folder's records when it runs again, so the slurm and ray
-executors simply run it again, up to `retries` times.
+executors simply run it again, up to `retries` times. factory.py builds one by name.
 """
 
 from __future__ import annotations
@@ -205,24 +205,3 @@ def missing_engine(executor: str, module: str) -> RagBenchError:
     """The one error for an executor whose engine is not installed."""
     return RagBenchError(f"--executor {executor} needs the Python package {module!r}, which is not installed: "
                          f"run `{CLUSTER_EXTRA}` (or `pip install {module}`)")
-
-
-def make_executor(name: str, **options: Any) -> Executor:
-    """The executor called `name`, built from the options that apply to it (the others are ignored).
-
-    local: max_parallel. slurm: folder, resources, slurm, max_parallel, retries, wait, job_name.
-    ray: address, resources, max_parallel, retries.
-    """
-    if name == "local":
-        return LocalExecutor(options.get("max_parallel") or 1)
-    if name == "slurm":
-        from .slurm import SlurmExecutor
-
-        keys = ("folder", "resources", "slurm", "max_parallel", "retries", "wait", "job_name")
-        return SlurmExecutor(**{k: options[k] for k in keys if k in options})
-    if name == "ray":
-        from .ray_exec import RayExecutor
-
-        keys = ("address", "resources", "max_parallel", "retries")
-        return RayExecutor(**{k: options[k] for k in keys if k in options})
-    raise RagBenchError(f"unknown executor {name!r}: choose one of {', '.join(EXECUTORS)}")
