@@ -24,8 +24,13 @@ def measured_prefixes() -> tuple[str, ...]:
 
 
 def is_measurement(name: str, prefixes: tuple[str, ...] | None = None) -> bool:
-    """Whether an aggregate named `name` measures the machine (not compared by verify, not in metrics.json)."""
-    return name.startswith(prefixes if prefixes is not None else measured_prefixes())
+    """Whether an aggregate named `name` measures the machine (not compared by verify, not in metrics.json): it is
+    one of the measured names, or one followed by ``_``, ``.`` or ``@`` (``latency_p50_ms``, ``peak_rss_mb``; not
+    ``train_steps`` for ``train_s``)."""
+    for prefix in prefixes if prefixes is not None else measured_prefixes():
+        if name == prefix or (name.startswith(prefix) and name[len(prefix)] in "_.@"):
+            return True
+    return False
 
 
 def split_aggregates(aggregate: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -66,6 +66,8 @@ class LLMMemoryMetric(Metric):
     """unsupported_share(@1), z_usage_entropy@1/@k, z_distinct@1 and training figures of llm_memory runs."""
 
     description = "unsupported_share, z_usage_entropy, train_s (llm_memory runs)"
+    #: Wall seconds of training measure the machine: kept with the measurements, never compared by verify.
+    measurements = ("train_s",)
 
     def score_one(self, record: dict[str, Any], question: Question, ctx: RunContext) -> dict[str, float]:
         if ctx.provider != PROVIDER or not record["evidence"]:
