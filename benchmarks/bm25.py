@@ -46,13 +46,13 @@ from typing import Callable
 
 import bm25s
 
+from rag_bench.api import document_text
 from rag_bench.errors import RagBenchError
 from rag_bench.paths import CACHE_DIR_ENV
 from rag_bench.runner import RunConfig, build_provider, execute, prepare_provider
 from rag_bench.task_store import load_task
 from rag_bench_plugins.bm25 import pyserini_backend
 from rag_bench_plugins.bm25.bm25s_backend import make_tokenizer
-from rag_bench_plugins.bm25.text import document_text
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, float]:

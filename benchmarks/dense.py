@@ -34,10 +34,10 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
+from rag_bench.api import document_text
 from rag_bench.paths import CACHE_DIR_ENV
 from rag_bench.runner import build_provider, prepare_provider
 from rag_bench.task_store import load_task
-from rag_bench_plugins.bm25.text import document_text
 
 
 def sub_task(task, passages: int):

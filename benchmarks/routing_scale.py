@@ -4,7 +4,7 @@ llm_memory routes a query by scoring every passage key (route_dim 128,
 unit-norm): a flat index. This script simulates that at sizes the research
 setting would reach and measures, per size N:
 
-* ``exact`` -- `rag_bench.key_index.KeyIndex` below its threshold: ``torch.topk(queries @ keys.T, k)``;
+* ``exact`` -- `rag_bench_plugins.llm_memory.key_index.KeyIndex` below its threshold: ``torch.topk(queries @ keys.T, k)``;
 * ``hnsw ef=E`` -- the same class above its threshold: FAISS ``IndexHNSWFlat`` (inner
   product, M and efConstruction of `KeyIndex`), searched with efSearch E;
 * ``ivf nprobe=P`` -- FAISS ``IndexIVFFlat`` (inner product) with sqrt(N) lists trained
@@ -40,7 +40,7 @@ import faiss
 import numpy as np
 import torch
 
-from rag_bench.key_index import HNSW_EF_CONSTRUCTION, HNSW_M, KeyIndex
+from rag_bench_plugins.llm_memory.key_index import HNSW_EF_CONSTRUCTION, HNSW_M, KeyIndex
 
 RECALL_TARGET = 0.95
 

@@ -7,6 +7,6 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-from .hookspecs import hookimpl  # noqa: E402  (the decorator plugin authors import)
+from .hookspecs import hookimpl  # noqa: E402  (kept for older plugins; plugins import it from rag_bench.api)
 
 __all__ = ["__version__", "hookimpl"]

@@ -23,7 +23,7 @@ from typing import Any
 from .paths import cache_dir
 
 SUBDIR = "llm_calls"
-#: Header on replies served from the disk cache (set by the openai plugin's `CachingTransport`).
+#: Header on replies served from the disk cache (set by `rag_bench.endpoint.transport.CachingTransport`).
 CACHE_HEADER = "x-rag-bench-cache"
 
 

@@ -1,14 +1,15 @@
 """Hook specifications: the whole plugin interface of rag-bench.
 
 A plugin is a module (or object) with functions named after these hooks and
-decorated with ``rag_bench.hookimpl``, exposed through the ``rag_bench``
+decorated with ``rag_bench.api.hookimpl``, exposed through the ``rag_bench``
 entry-point group in the plugin distribution's ``pyproject.toml``::
 
     [project.entry-points.rag_bench]
     my_plugin = "my_package.plugin"
 
 The built-in providers, tasks, readers and metrics are registered exactly
-this way, from ``rag_bench_plugins``.
+this way, from ``rag_bench_plugins``. Plugins import everything they use of
+rag-bench (the types and base classes named below) from ``rag_bench.api``.
 """
 
 import pluggy
@@ -22,7 +23,8 @@ def register_providers(register):
     """Register evidence providers.
 
     Call ``register(name, provider_class)`` once per provider, where
-    `provider_class` subclasses ``rag_bench.provider.EvidenceProvider``.
+    `provider_class` subclasses ``rag_bench.api.EvidenceProvider`` (or
+    ``rag_bench.api.Retriever`` for a provider that hands over stored passages).
     `name` is what users pass to ``rag-bench run --provider NAME``; the
     class's `description` is what ``rag-bench plugins`` shows beside it.
     The harness calls ``prepare``, ``metadata``, ``provide(questions, k)``
@@ -43,7 +45,7 @@ def register_providers(register):
 def register_tasks(register):
     """Register tasks.
 
-    Call ``register(task_definition)`` with a ``rag_bench.task.TaskDefinition``:
+    Call ``register(task_definition)`` with a ``rag_bench.api.TaskDefinition``:
     a task card (YAML, see ``tasks/nq_5k.yaml``) plus the function that builds
     the corpus and questions from the card's verified source files.
     """
@@ -54,7 +56,7 @@ def register_readers(register):
     """Register readers.
 
     Call ``register(name, reader_class)`` where `reader_class` subclasses
-    ``rag_bench.reader.Reader``; users pick it with ``--reader NAME``
+    ``rag_bench.api.Reader``; users pick it with ``--reader NAME``
     (``--reader NAME:MODEL`` passes MODEL as the `model` setting).
     """
 
@@ -63,12 +65,12 @@ def register_readers(register):
 def register_metrics(register):
     """Register metrics.
 
-    Call ``register(name, metric)`` with a ``rag_bench.metric.Metric``
+    Call ``register(name, metric)`` with a ``rag_bench.api.Metric``
     instance. Every registered metric runs on every finished run unless it
     is opt-in (``metric.opt_in = True``), which users select with
     ``--judges NAME,...``. A metric that does not apply to a run (no reader
     answers, no gold evidence) returns nothing for it. An LLM judge
-    subclasses ``rag_bench.judging.Judge``: it returns a ``Judgement`` per
+    subclasses ``rag_bench.api.Judge``: it returns a ``Judgement`` per
     question that says which metrics it could not score and why (never a
     zero), and the runner keeps judgements so a re-run resumes.
     """

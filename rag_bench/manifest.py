@@ -15,6 +15,7 @@ from .plugins import plugin_infos
 
 
 def now() -> str:
+    """The current UTC time, ISO 8601 to the second (``2026-01-31T12:00:00+00:00``)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -43,6 +44,7 @@ def accelerator() -> str:
 
 
 def software() -> dict[str, Any]:
+    """What a record says about the software and machine it ran on: versions, platform, accelerator, plugins."""
     return {
         "rag_bench": __version__,
         "python": sys.version.split()[0],

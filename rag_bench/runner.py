@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import resource
@@ -20,14 +19,14 @@ from .errors import RagBenchError
 from .diagnostics import FailureLog
 from .evaluate import add_judgements, compute_metrics
 from .judging import Judge, Judgement, judge_questions
-from .jsonl import fingerprint, write_json_atomic
+from .jsonl import fingerprint
 from .locks import exclusive
 from .lookahead import Lookahead
 from .manifest import now, software
 from .metric import RunContext
-from .params import json_ready, parse_params
-from .paths import cache_dir
+from .params import json_ready
 from .plugins import warn_about_broken_plugins
+from .preparation import build_provider, build_reader, prepare_provider
 from .provider import EvidenceProvider, provide_evidence, provider_metadata
 from .reader import Reader, checked_answers, reader_fingerprint
 from .registry import registry
@@ -35,9 +34,6 @@ from .run_dir import RunDir
 from .task import Task
 from .task_store import load_task
 from .types import Question
-
-PREPARED_MARKER = ".rag_bench_prepared.json"
-
 
 @dataclass
 class RunConfig:
@@ -69,49 +65,6 @@ def split_reader_spec(spec: str) -> tuple[str, dict[str, str]]:
     """`openai:gpt-4o-mini` -> ("openai", {"model": "gpt-4o-mini"})."""
     name, sep, model = spec.partition(":")
     return name, ({"model": model} if sep and model else {})
-
-
-def build_provider(name: str, raw_params: dict[str, str]) -> EvidenceProvider:
-    cls = registry().providers.get(name)
-    return cls(parse_params(cls.Params, raw_params, f"provider {name}"))
-
-
-def build_reader(name: str, raw_params: dict[str, str]) -> Reader:
-    cls = registry().readers.get(name)
-    return cls(parse_params(cls.Params, raw_params, f"reader {name}"))
-
-
-def provider_workdir(provider_name: str, provider: EvidenceProvider, task: Task) -> Path:
-    """Cache folder for a provider's state, keyed by everything that state depends on."""
-    key = fingerprint(
-        {
-            "provider": provider_name,
-            "provider_version": provider.version,
-            "settings": provider.state_settings(),
-            "task": task.name,
-            "task_version": task.version,
-            "task_files": task.files_sha256,
-        }
-    )
-    return cache_dir() / "providers" / provider_name / f"{task.name}-v{task.version}-{key}"
-
-
-def prepare_provider(provider_name: str, provider: EvidenceProvider, task: Task) -> dict[str, Any]:
-    """Run `provider.prepare` and return its timing; the first build's time is kept beside the state."""
-    if provider.needs_corpus:
-        task.require_corpus(f"provider {provider_name}", external_ok=provider.handles_external_corpus)
-    workdir = provider_workdir(provider_name, provider, task)
-    workdir.mkdir(parents=True, exist_ok=True)
-    marker = workdir / PREPARED_MARKER
-    start = time.perf_counter()
-    with exclusive(workdir / ".lock", f"waiting for another process preparing {provider_name} in {workdir}", wait=True):
-        provider.prepare(task, workdir)
-    elapsed = time.perf_counter() - start
-    if marker.is_file():
-        built = json.loads(marker.read_text(encoding="utf-8"))
-        return {"prepare_s": elapsed, "build_s": built["build_s"], "reused_cache": True, "workdir": str(workdir)}
-    write_json_atomic(marker, {"build_s": elapsed, "built_at": now()})
-    return {"prepare_s": elapsed, "build_s": elapsed, "reused_cache": False, "workdir": str(workdir)}
 
 
 def config_hash(cfg: RunConfig, provider: EvidenceProvider, reader: Reader, task: Task, split: str, ks: Sequence[int],

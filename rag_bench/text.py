@@ -1,8 +1,27 @@
-"""Text helpers shared by providers: the equal-bytes cut of a passage's evidence."""
+"""Text helpers shared by providers: what a passage's index document and reader evidence are, and the
+equal-bytes cut of that evidence."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable
+
+from .types import Passage
+
+
+def document_text(passage: Passage) -> str:
+    """What a retriever indexes for a passage: title and text (the text alone when there is no title)."""
+    return f"{passage.title}\n{passage.text}" if passage.title else passage.text
+
+
+def passage_evidence(passage: Passage) -> str:
+    """What the reader sees for a retrieved passage: the same title and text as `document_text`."""
+    return document_text(passage)
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of every file under `folder` (an index's size on disk)."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def utf8_prefix(text: str, max_bytes: int) -> str:

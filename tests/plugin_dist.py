@@ -31,9 +31,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from rag_bench import hookimpl
-from rag_bench.provider import EvidenceProvider
-from rag_bench.types import Hit, ProvidedEvidence
+from rag_bench.api import EvidenceProvider, Hit, ProvidedEvidence, hookimpl
 
 WORD = re.compile(r"\\w+")
 

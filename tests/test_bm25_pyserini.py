@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from rag_bench.api import passage_evidence
 from rag_bench.errors import RagBenchError
 from rag_bench.runner import RunConfig, build_provider, execute, prepare_provider
 from rag_bench_plugins.bm25 import BM25Params
 from rag_bench.types import Passage
 from rag_bench_plugins.bm25 import pyserini_backend as backend
-from rag_bench_plugins.bm25.text import passage_evidence
 
 # Measured on the 532 nq_5k test questions (pyserini 1.6.0, bm25s 0.3.16): mean top-10 overlap
 # 0.924, top-1 agreement 0.927. The floors leave room for library updates, not for a broken backend.

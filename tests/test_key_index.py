@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from rag_bench import key_index
-from rag_bench.key_index import KeyIndex
+from rag_bench_plugins.llm_memory import key_index
+from rag_bench_plugins.llm_memory.key_index import KeyIndex
 
 
 def unit(rows: int, dim: int = 32, seed: int = 0) -> torch.Tensor:

@@ -209,7 +209,7 @@ def test_memory_add_command_extends_a_checkpoint(trained, nq_5k, tmp_path):
 
 
 def test_inference_settings_reuse_the_trained_memory_and_model_settings_do_not(nq_5k):
-    from rag_bench.runner import provider_workdir
+    from rag_bench.preparation import provider_workdir
 
     def workdir(settings):
         return provider_workdir("llm_memory", build_provider("llm_memory", settings), nq_5k)

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from rag_bench.cli import cli
 from rag_bench.errors import RagBenchError
 from rag_bench.provider import EvidenceProvider, WriteCost, can_write
-from rag_bench.runner import build_provider, prepare_provider, provider_workdir
+from rag_bench.preparation import build_provider, prepare_provider, provider_workdir
 from rag_bench.task_store import load_task
 from rag_bench.types import Hit, ProvidedEvidence
 from rag_bench.write_curve.heldout import select_held_out, task_without

@@ -24,15 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
-from rag_bench import hookimpl
-from rag_bench.errors import RagBenchError
-from rag_bench.provider import EvidenceProvider, WriteCost
-from rag_bench.text import check_evidence_bytes, evidence_store, utf8_size
-from rag_bench.types import Hit, Passage, ProvidedEvidence, Question
-
-from .text import passage_evidence
+from rag_bench.api import (
+    Passage, PassageStore, ProvidedEvidence, Question, RagBenchError, Retriever, WriteCost, check_evidence_bytes,
+    hookimpl,
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +36,7 @@ class BM25Params:
 
     `evidence_bytes` (None: whole passages) stores and hands over only the
     first that many UTF-8 bytes of each passage's evidence text, cut at a word
-    boundary (`rag_bench.text.utf8_prefix`); the index still holds whole passages.
+    boundary (`rag_bench.api.utf8_prefix`); the index still holds whole passages.
     """
 
     backend: str = "bm25s"
@@ -60,18 +55,7 @@ class BM25Params:
         check_evidence_bytes(self.evidence_bytes)
 
 
-def _take(table: np.ndarray, positions) -> list[list]:
-    """`table[positions]` as lists, row by row; one vectorised take when `positions` is a 2-D array."""
-    if isinstance(positions, np.ndarray):
-        return table[positions].tolist()
-    return [table[row].tolist() for row in positions]
-
-
-def _rows(values) -> list[list]:
-    return values.tolist() if isinstance(values, np.ndarray) else values
-
-
-class BM25Provider(EvidenceProvider):
+class BM25Provider(Retriever):
     """BM25 over title + text; evidence = the retrieved passages."""
 
     Params = BM25Params
@@ -92,20 +76,12 @@ class BM25Provider(EvidenceProvider):
 
             self.index, self.prebuilt, self.workdir = PrebuiltLucene.open(task, self.params), True, workdir
             return
-        self._store(list(task.corpus))
-        self.index = self._build(self.passages, workdir)
+        # The store's object arrays let provide() take a whole batch's ids and texts in one NumPy call: per-hit
+        # Python work was most of the harness's cost over raw bm25s (benchmarks/bm25.py). Its evidence is the
+        # provider's text store, cut to `evidence_bytes` when set.
+        self.store = PassageStore(task.corpus, self.params.evidence_bytes)
+        self.index = self._build(self.store.passages, workdir)
         self.workdir = workdir
-
-    def _store(self, passages: list[Passage]) -> None:
-        """The passages in corpus order and the arrays `provide` reads."""
-        self.passages = passages
-        # Object arrays built once, so provide() takes a whole batch's ids and texts in one NumPy
-        # call: per-hit Python work was most of the harness's cost over raw bm25s (benchmarks/bm25.py).
-        # `texts` is the provider's text store, cut to `evidence_bytes` when set.
-        self.doc_ids = np.array([p.doc_id for p in passages], dtype=object)
-        whole = [passage_evidence(p) for p in passages]
-        self.whole_text_bytes = utf8_size(whole)
-        self.texts = np.array(evidence_store(whole, self.params.evidence_bytes), dtype=object)
 
     def _build(self, passages: Sequence[Passage], folder: Path):
         """The configured backend's index of `passages` in `folder` (loaded when a finished one is there)."""
@@ -128,11 +104,10 @@ class BM25Provider(EvidenceProvider):
         start = time.perf_counter()
         before = self.index.size_bytes()
         scratch = Path(tempfile.mkdtemp(prefix="rag-bench-bm25-write-"))
-        combined = list(self.passages) + list(passages)
-        index = self._build(combined, scratch)
+        combined = self.store.extended(passages)
+        index = self._build(combined.passages, scratch)
         self._release()
-        self.index, self.scratch = index, scratch
-        self._store(combined)
+        self.index, self.scratch, self.store = index, scratch, combined
         return WriteCost(seconds=time.perf_counter() - start, bytes_added=self.index.size_bytes() - before,
                          info={"rebuilt_passages": len(combined)})
 
@@ -140,7 +115,7 @@ class BM25Provider(EvidenceProvider):
         """The evidence cut and the bytes of the whole passages' text store beside the stored one."""
         if self.prebuilt:
             return {"evidence_bytes": self.params.evidence_bytes, "prebuilt_index": str(self.index.folder)}
-        return {"evidence_bytes": self.params.evidence_bytes, "whole_text_bytes": self.whole_text_bytes}
+        return {"evidence_bytes": self.params.evidence_bytes, "whole_text_bytes": self.store.whole_bytes}
 
     def _index(self):
         if not hasattr(self, "index"):
@@ -157,8 +132,7 @@ class BM25Provider(EvidenceProvider):
         if self.prebuilt:
             return self._index().provide(questions, k)
         positions, scores = self._index().rank([q.text for q in questions], k)
-        rows = zip(_take(self.doc_ids, positions), _rows(scores), _take(self.texts, positions))
-        return [ProvidedEvidence(hits=list(map(Hit, ids, row_scores)), evidence=texts) for ids, row_scores, texts in rows]
+        return self.store.hand_over_arrays(positions, scores)
 
     def passage_texts(self, doc_ids: Sequence[str]) -> list[str]:
         """Whole stored passages (title and text) by doc id, from a task's prebuilt index (external corpus only);
@@ -167,13 +141,13 @@ class BM25Provider(EvidenceProvider):
             raise RagBenchError("bm25: passage_texts() serves a task with an external corpus only")
         return self.index.docstore.texts(doc_ids)
 
+    def index_bytes(self) -> int:
+        return self._index().size_bytes()
+
     def footprint(self) -> dict[str, int]:
         if self.prebuilt:  # the passages' text is stored inside the Lucene index
             return {"index": self.index.size_bytes()}
-        return {
-            "index": self.index.size_bytes(),
-            "text_store": utf8_size(self.texts),
-        }
+        return super().footprint()
 
     def _release(self) -> None:
         """Close the current index and remove the temporary folder of an earlier write."""

@@ -7,20 +7,16 @@ from typing import Sequence
 
 import bm25s
 import numpy as np
-import Stemmer
 from bm25s.tokenization import Tokenizer
 
-from rag_bench.jsonl import write_json_atomic
-from rag_bench.types import Passage
-
-from .text import document_text, folder_bytes
+from rag_bench.api import Passage, bm25_tokenizer, document_text, folder_bytes, write_json_atomic
 
 DONE = "done.json"
 
 
 def make_tokenizer(params) -> Tokenizer:
-    stemmer = Stemmer.Stemmer(params.stemmer) if params.stemmer else None
-    return Tokenizer(lower=True, stopwords=params.stopwords or None, stemmer=stemmer)
+    """The tokenizer of `params`'s stemmer and stopwords (`rag_bench.api.bm25_tokenizer`)."""
+    return bm25_tokenizer(params.stemmer, params.stopwords)
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,13 +13,12 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from rag_bench.errors import RagBenchError
-from rag_bench.external import index_folder, index_settings
-from rag_bench.text import evidence_store
-from rag_bench.types import Hit, Passage, ProvidedEvidence, Question
+from rag_bench.api import (
+    Hit, Passage, ProvidedEvidence, Question, RagBenchError, evidence_store, folder_bytes, index_folder, index_settings,
+    passage_evidence,
+)
 
 from .pyserini_backend import check_params, pyserini_api
-from .text import folder_bytes, passage_evidence
 
 
 def passage_from_raw(doc_id: str, raw: str) -> Passage:

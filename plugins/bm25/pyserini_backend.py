@@ -28,11 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from rag_bench.errors import RagBenchError
-from rag_bench.jsonl import write_json_atomic
-from rag_bench.types import Passage
-
-from .text import document_text, folder_bytes
+from rag_bench.api import Passage, RagBenchError, document_text, folder_bytes, write_json_atomic
 
 MIN_JAVA = 21
 DONE = "done.json"

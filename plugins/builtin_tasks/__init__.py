@@ -1,7 +1,6 @@
 """Built-in tasks: each a card from `rag_bench_tasks` plus the builder that implements it."""
 
-from rag_bench import hookimpl
-from rag_bench.task import TaskCard, TaskDefinition
+from rag_bench.api import TaskCard, TaskDefinition, hookimpl
 from rag_bench_tasks import card_path
 
 from . import hotpotqa_5k, mirage, musique, nq_5k, nq_family, nq_open_dpr

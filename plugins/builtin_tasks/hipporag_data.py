@@ -12,8 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rag_bench.errors import RagBenchError
-from rag_bench.jsonl import open_text
+from rag_bench.api import RagBenchError, open_text
 
 
 def read_json(path: Path, kind: type, what: str) -> Any:

@@ -6,10 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from rag_bench.errors import RagBenchError
-from rag_bench.jsonl import open_text, read_jsonl
-from rag_bench.task import TaskCard
-from rag_bench.types import Passage, Question
+from rag_bench.api import Passage, Question, RagBenchError, TaskCard, open_text, read_jsonl
 
 from .text import assign_splits
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from rag_bench.errors import RagBenchError
-from rag_bench.gold_evidence import gold_evidence
-from rag_bench.task import TaskCard
-from rag_bench.types import Passage, Question
+from rag_bench.api import Passage, Question, RagBenchError, TaskCard, gold_evidence
 
 from .hipporag_data import listed_paragraphs, read_json
 

@@ -9,11 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from rag_bench.errors import RagBenchError
-from rag_bench.gold_evidence import gold_evidence
-from rag_bench.jsonl import read_jsonl
-from rag_bench.task import TaskCard
-from rag_bench.types import Passage, Question
+from rag_bench.api import Passage, Question, RagBenchError, TaskCard, gold_evidence, read_jsonl
 
 from .text import assign_splits, rank_key
 

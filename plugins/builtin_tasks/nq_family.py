@@ -22,9 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from rag_bench.errors import RagBenchError
-from rag_bench.task import TaskCard
-from rag_bench.types import Passage, Question
+from rag_bench.api import Passage, Question, RagBenchError, TaskCard
 
 from .hipporag_data import listed_paragraphs, sentence_paragraphs
 from .nq_5k import flashrag_passages, gold_passages, hotpot_candidates, hotpot_passages, oracle_questions, read_oracle

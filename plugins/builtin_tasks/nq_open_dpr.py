@@ -11,10 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from rag_bench.errors import RagBenchError
-from rag_bench.jsonl import read_jsonl
-from rag_bench.task import TaskCard
-from rag_bench.types import Passage, Question
+from rag_bench.api import Passage, Question, RagBenchError, TaskCard, read_jsonl
 
 
 def read_questions(path: Path, id_prefix: str, split: str) -> list[Question]:

@@ -17,13 +17,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rag_bench import hookimpl
-from rag_bench.metric import Aggregate, Metric, RunContext
-from rag_bench.scoring.answer import answer_match, exact_match, f1_score
-from rag_bench.scoring.bootstrap import statistic_with_ci
-from rag_bench.scoring.evidence import rouge_l
-from rag_bench.scoring.retrieval import all_gold_at, has_answer, hit_at, mrr_at, ndcg_at, recall_at
-from rag_bench.types import Question
+from rag_bench.api import (
+    Aggregate, Metric, Question, RunContext, all_gold_at, answer_match, exact_match, f1_score, has_answer, hit_at,
+    hookimpl, mrr_at, ndcg_at, recall_at, rouge_l, statistic_with_ci,
+)
 
 NDCG_DEPTH = 10
 ROUGE_MAX_DEPTH = 5

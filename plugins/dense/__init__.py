@@ -22,13 +22,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rag_bench import hookimpl
-from rag_bench.errors import RagBenchError
-from rag_bench.jsonl import fingerprint, write_json_atomic
-from rag_bench.provider import EvidenceProvider, WriteCost
-from rag_bench.text import check_evidence_bytes, evidence_store, utf8_size
-from rag_bench.types import Hit, Passage, ProvidedEvidence, Question
-from rag_bench_plugins.bm25.text import document_text, passage_evidence
+from rag_bench.api import (
+    Passage, PassageStore, ProvidedEvidence, Question, RagBenchError, Retriever, WriteCost, check_evidence_bytes,
+    document_text, fingerprint, hookimpl, write_json_atomic,
+)
 
 from . import encoder as enc
 from . import index as faiss_index
@@ -49,7 +46,7 @@ class DenseParams:
     sets torch's CPU threads while encoding (None: torch's default).
     `evidence_bytes` (None: whole passages) stores and hands over only the
     first that many UTF-8 bytes of each passage's evidence text, cut at a
-    word boundary (`rag_bench.text.utf8_prefix`): the equal-bytes baseline.
+    word boundary (`rag_bench.api.utf8_prefix`): the equal-bytes baseline.
     Passages are still encoded whole.
     """
 
@@ -76,16 +73,7 @@ class DenseParams:
         check_evidence_bytes(self.evidence_bytes)
 
 
-def ranked_evidence(
-    doc_ids: Sequence[str], texts: Sequence[str], ranked: Sequence[tuple[int, float]], **extra: Any
-) -> ProvidedEvidence:
-    """Hits and reader texts for a ranked list of (corpus position, score)."""
-    return ProvidedEvidence(
-        hits=[Hit(doc_ids[i], score) for i, score in ranked], evidence=[texts[i] for i, _ in ranked], **extra
-    )
-
-
-class DenseProvider(EvidenceProvider):
+class DenseProvider(Retriever):
     """Dense retrieval: normalised sentence embeddings in a FAISS inner-product index."""
 
     Params = DenseParams
@@ -129,11 +117,9 @@ class DenseProvider(EvidenceProvider):
 
             self.prebuilt = PrebuiltDense.open(task, self.params, workdir, DEFAULT_MODEL)
             return
-        # Built once: provide() only indexes these lists. `texts` are the whole passages (what hybrid
-        # reranks); `evidence_texts` is the provider's text store, cut to `evidence_bytes` when set.
-        self.doc_ids = [p.doc_id for p in task.corpus]
-        self.texts = [passage_evidence(p) for p in task.corpus]
-        self.evidence_texts = evidence_store(self.texts, self.params.evidence_bytes)
+        # Built once: provide() only indexes the store. Its `texts` are the whole passages (what hybrid
+        # reranks); its `evidence` is the provider's text store, cut to `evidence_bytes` when set.
+        self.store = PassageStore(task.corpus, self.params.evidence_bytes)
         self.encoder = enc.load_encoder(self.model, self.params.device)
         if (workdir / DONE).is_file():
             self.index = faiss_index.load(workdir / INDEX_FILE)
@@ -155,7 +141,7 @@ class DenseProvider(EvidenceProvider):
             return {"base_model": self.prebuilt.encoder.model_id, "evidence_bytes": self.params.evidence_bytes,
                     "prebuilt_index": self.prebuilt.folder.name}
         return {"base_model": self.model.model_id, "base_revision": enc.encoder_revision(self.encoder, self.model),
-                "evidence_bytes": self.params.evidence_bytes, "whole_text_bytes": utf8_size(self.texts)}
+                "evidence_bytes": self.params.evidence_bytes, "whole_text_bytes": self.store.whole_bytes}
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Normalised query embeddings (with the query prefix)."""
@@ -181,8 +167,7 @@ class DenseProvider(EvidenceProvider):
         results = faiss_index.search(self.index, vectors, k)
         t2 = time.perf_counter()
         per_question = {"encode": (t1 - t0) * 1000 / len(questions), "search": (t2 - t1) * 1000 / len(questions)}
-        return [ranked_evidence(self.doc_ids, self.evidence_texts, ranked, timings_ms=dict(per_question))
-                for ranked in results]
+        return [self.store.hand_over(ranked, timings_ms=dict(per_question)) for ranked in results]
 
     def write(self, passages: Sequence[Passage], steps: int | None = None) -> WriteCost:
         """Encode new passages (same encoder, prefix and pooling as the corpus) and add them to the loaded index;
@@ -198,19 +183,18 @@ class DenseProvider(EvidenceProvider):
             vectors = enc.encode(self.encoder, [document_text(p) for p in passages], self.model.passage_prefix,
                                  self.params.batch_size)
         self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        self.doc_ids = self.doc_ids + [p.doc_id for p in passages]
-        self.texts = self.texts + [passage_evidence(p) for p in passages]
-        self.evidence_texts = evidence_store(self.texts, self.params.evidence_bytes)
+        self.store = self.store.extended(passages)
         self.written_index_bytes = faiss_index.size_bytes(self.index)
         return WriteCost(seconds=time.perf_counter() - start, bytes_added=self.written_index_bytes - before)
+
+    def index_bytes(self) -> int:
+        """The index file's bytes, or after a `write` the grown index's serialised size."""
+        return self.written_index_bytes or (self.workdir / INDEX_FILE).stat().st_size
 
     def footprint(self) -> dict[str, int]:
         if self.prebuilt is not None:
             return self.prebuilt.footprint()
-        return {
-            "index": self.written_index_bytes or (self.workdir / INDEX_FILE).stat().st_size,
-            "text_store": utf8_size(self.evidence_texts),
-        }
+        return super().footprint()
 
     def close(self) -> None:
         if self.prebuilt is not None:

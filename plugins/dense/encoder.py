@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from rag_bench.errors import RagBenchError
+from rag_bench.api import RagBenchError, loaded_revision
 
 from .presets import ResolvedModel
 
@@ -74,12 +74,6 @@ def load_encoder(model: ResolvedModel, device: str | None):
     if model.max_length is not None:
         encoder.max_seq_length = model.max_length
     return encoder
-
-
-def loaded_revision(model) -> str | None:
-    """The Hugging Face commit a loaded transformers model came from (None for a local folder)."""
-    config = getattr(model, "config", None)
-    return getattr(config, "_commit_hash", None) or None
 
 
 def encoder_revision(encoder, model: ResolvedModel) -> str | None:

@@ -20,12 +20,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from rag_bench.errors import RagBenchError
-from rag_bench.external import index_folder, index_settings
-from rag_bench.params import parse_params
-from rag_bench.registry import registry
-from rag_bench.text import evidence_store
-from rag_bench.types import Hit, ProvidedEvidence, Question
+from rag_bench.api import (
+    Hit, ProvidedEvidence, Question, RagBenchError, build_provider, evidence_store, index_folder, index_settings,
+)
 
 from . import encoder as enc
 from . import index as faiss_index
@@ -99,9 +96,9 @@ def load_query_encoder(spec: Mapping[str, Any], params):
 
 
 def text_provider(task, workdir: Path):
-    """The `bm25` provider (pyserini backend) prepared on `task`: it reads passages from the task's Lucene index."""
-    cls = registry().providers.get("bm25")
-    provider = cls(parse_params(cls.Params, {"backend": "pyserini"}, "provider bm25 (dense's passage texts)"))
+    """The `bm25` provider (pyserini backend), built through the registry and prepared on `task` in `workdir`: it
+    reads passages from the task's Lucene index (its `passage_texts`)."""
+    provider = build_provider("bm25", {"backend": "pyserini"})
     provider.prepare(task, workdir)
     return provider
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from rag_bench.errors import RagBenchError
+from rag_bench.api import RagBenchError
 
 
 @dataclass(frozen=True)

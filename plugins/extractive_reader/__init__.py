@@ -1,6 +1,6 @@
 """The `extractive` reader (a span-extraction model trained on the task) and the `oracle` provider (gold passages)."""
 
-from rag_bench import hookimpl
+from rag_bench.api import hookimpl
 
 from .oracle import OracleProvider
 from .reader import ExtractiveReader

@@ -14,8 +14,7 @@ import re
 from dataclasses import replace
 from typing import Any, Sequence
 
-from rag_bench.scoring.retrieval import has_answer
-from rag_bench.types import Passage, Question
+from rag_bench.api import Passage, Question, has_answer
 
 from .model import Window, tokenize_windows
 

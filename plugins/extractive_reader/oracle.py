@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from rag_bench.provider import EvidenceProvider
-from rag_bench.types import Hit, ProvidedEvidence, Question
+from rag_bench.api import EvidenceProvider, Hit, ProvidedEvidence, Question
 
 from .data import passage_text
 

@@ -15,12 +15,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
-from rag_bench.errors import RagBenchError
-from rag_bench.jsonl import fingerprint
-from rag_bench.locks import exclusive
-from rag_bench.paths import cache_dir
-from rag_bench.reader import Reader, weights_sha256
-from rag_bench.types import Question, ReaderAnswer
+from rag_bench.api import (
+    Question, RagBenchError, Reader, ReaderAnswer, cache_dir, exclusive, fingerprint, weights_sha256,
+)
 
 #: Bump when cached training would no longer be valid (the data, loss or model changed).
 VERSION = "1"

@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from rag_bench.jsonl import write_json_atomic
+from rag_bench.api import write_json_atomic
 
 from .model import SpanReaderModel, Window, collate
 

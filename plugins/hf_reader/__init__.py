@@ -1,6 +1,6 @@
 """The `hf` reader plugin: a local transformers chat model reading with the shared prompt."""
 
-from rag_bench import hookimpl
+from rag_bench.api import hookimpl
 
 from .reader import HFReader
 

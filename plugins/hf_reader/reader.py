@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-from rag_bench.errors import RagBenchError
-from rag_bench.params import params_to_dict
-from rag_bench.prompting import clean_answer, load_template
-from rag_bench.reader import Reader, weights_sha256
-from rag_bench.types import Question, ReaderAnswer
+from rag_bench.api import (
+    Question, RagBenchError, Reader, ReaderAnswer, clean_answer, load_template, params_to_dict, weights_sha256,
+)
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 

@@ -1,8 +1,10 @@
 """The `hybrid` provider: bm25 + dense fused by reciprocal rank fusion, then a cross-encoder.
 
 It builds the `bm25` and `dense` providers through the registry and prepares
-them through the runner, so their state lives in (and is re-used from) their
-own cache folders: a hybrid run after a dense run encodes nothing.
+them in their own cache folders (`rag_bench.api.build_provider` and
+`prepare_provider`; it imports neither plugin), so their state is re-used: a
+hybrid run after a dense run encodes nothing. Both must be `Retriever`s: it
+reads their rankings with `search` and the passages with their `store`.
 
 Pipeline per question: the top `depth` (100) of each retriever are fused with
 RRF (constant `rrf_k` = 60, see `fusion.RRF_K`); the fused top `rerank_depth`
@@ -23,18 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from rag_bench import hookimpl
-from rag_bench.errors import RagBenchError
-from rag_bench.params import parse_assignments
-from rag_bench.provider import EvidenceProvider, WriteCost
-from rag_bench.types import Passage, ProvidedEvidence, Question
-from rag_bench_plugins.dense import ranked_evidence
-from rag_bench_plugins.dense.presets import DEFAULT_MODEL
+from rag_bench.api import (
+    EvidenceProvider, Passage, ProvidedEvidence, Question, RagBenchError, Retriever, WriteCost, build_provider,
+    hookimpl, parse_assignments, prepare_provider,
+)
 
 from .fusion import RRF_K, reciprocal_rank_fusion
 from .rerank import DEFAULT_RERANKER, load_cross_encoder, rerank, reranker_revision
 
 NO_RERANKER = "none"
+#: The dense encoder by default: the `dense` provider's default preset (a test checks the two agree).
+DEFAULT_MODEL = "e5-base-v2"
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,15 @@ def _sub_settings(owner: str, pairs: tuple[str, ...]) -> dict[str, str]:
         raise RagBenchError(f"hybrid: -P {owner}= takes comma-separated KEY=VALUE pairs, got {','.join(pairs)!r}") from None
 
 
+def _retriever(name: str, settings: dict[str, str]) -> Retriever:
+    """The registered provider `name` built with `settings`; hybrid fuses rankings, so it must be a `Retriever`."""
+    provider = build_provider(name, settings)
+    if not isinstance(provider, Retriever):
+        raise RagBenchError(f"hybrid: the {name!r} provider registered is not a Retriever (search + store); "
+                            "hybrid fuses two retrievers' rankings")
+    return provider
+
+
 class HybridProvider(EvidenceProvider):
     """Reciprocal rank fusion of bm25 and dense, optionally reranked by a cross-encoder."""
 
@@ -79,8 +89,6 @@ class HybridProvider(EvidenceProvider):
     version = "1"
 
     def __init__(self, params: Any = None):
-        from rag_bench.runner import build_provider
-
         super().__init__(params)
         p = self.params
         dense = _sub_settings("dense", p.dense)
@@ -89,8 +97,8 @@ class HybridProvider(EvidenceProvider):
         dense["model"] = p.model
         if p.device is not None:
             dense.setdefault("device", p.device)
-        self.bm25 = build_provider("bm25", _sub_settings("bm25", p.bm25))
-        self.dense = build_provider("dense", dense)
+        self.bm25 = _retriever("bm25", _sub_settings("bm25", p.bm25))
+        self.dense = _retriever("dense", dense)
         self.reranker = None
 
     @property
@@ -103,8 +111,6 @@ class HybridProvider(EvidenceProvider):
         return out
 
     def prepare(self, task, workdir: Path) -> None:
-        from rag_bench.runner import prepare_provider
-
         if self.reranks:  # first: a reranker that cannot load fails before any encoding
             self.reranker = load_cross_encoder(self.params.reranker, self.params.device, self.params.rerank_max_length)
         self.prepared = {name: prepare_provider(name, sub, task) for name, sub in (("bm25", self.bm25), ("dense", self.dense))}
@@ -137,14 +143,15 @@ class HybridProvider(EvidenceProvider):
         stages = ("bm25", "dense", "fusion", "rerank")
         timings = {stage: (clock[i + 1] - clock[i]) * 1000 / len(questions) for i, stage in enumerate(stages[: len(clock) - 1])}
         info = {"reranked": min(p.rerank_depth, depth) if self.reranks else 0}
-        # The reranker reads whole passages (dense.texts); the reader gets dense's store (cut by -P dense=evidence_bytes=B).
-        doc_ids, texts = self.dense.doc_ids, self.dense.evidence_texts
-        return [ranked_evidence(doc_ids, texts, ranking[:k], timings_ms=dict(timings), info=dict(info)) for ranking in fused]
+        # The reranker reads whole passages (the dense store's texts); the reader gets the dense store's evidence
+        # (cut by -P dense=evidence_bytes=B).
+        store = self.dense.passage_store()
+        return [store.hand_over(ranking[:k], timings_ms=dict(timings), info=dict(info)) for ranking in fused]
 
     def _rerank(self, queries: list[str], fused: list[list[tuple[int, float]]]) -> list[list[tuple[int, float]]]:
         """Cross-encoder scores for each fused head; the tail follows in fused order below it."""
         depth = self.params.rerank_depth
-        texts = self.dense.texts
+        texts = self.dense.passage_store().texts
         heads = [[(i, texts[i]) for i, _ in ranking[:depth]] for ranking in fused]
         out = []
         for ranking, head in zip(fused, rerank(self.reranker, queries, heads, self.params.rerank_batch_size)):
@@ -156,7 +163,7 @@ class HybridProvider(EvidenceProvider):
     def write(self, passages: Sequence[Passage], steps: int | None = None) -> WriteCost:
         """Write the new passages into the bm25 part and the dense part (each its own way; see their `write`)."""
         costs = {"bm25": self.bm25.write(passages), "dense": self.dense.write(passages)}
-        if len(self.bm25.doc_ids) != len(self.dense.doc_ids):
+        if len(self.bm25.passage_store()) != len(self.dense.passage_store()):
             raise RuntimeError("hybrid: bm25 and dense hold different numbers of passages after a write")
         seconds = [c.seconds for c in costs.values()]
         added = [c.bytes_added for c in costs.values()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from rag_bench.errors import RagBenchError
+from rag_bench.api import RagBenchError, loaded_revision
 
 DEFAULT_RERANKER = "cross-encoder/ms-marco-MiniLM-L-6-v2"
 
@@ -26,8 +26,6 @@ def load_cross_encoder(name: str, device: str | None, max_length: int):
 
 def reranker_revision(model) -> str | None:
     """The hub commit the cross-encoder was loaded from (None for a local folder)."""
-    from rag_bench_plugins.dense.encoder import loaded_revision
-
     return loaded_revision(getattr(model, "model", None))
 
 

@@ -6,7 +6,7 @@ the same disk cache of calls. ragas and ragchecker are imported only when a
 judge runs, with Ragas telemetry off.
 """
 
-from rag_bench import hookimpl
+from rag_bench.api import hookimpl
 
 from .ragas_judge import RagasJudge
 from .ragchecker_judge import RagcheckerJudge

@@ -18,9 +18,7 @@ import asyncio
 import math
 from typing import Any, Awaitable, Callable, Sequence
 
-from rag_bench.judging import Failure, Judgement
-from rag_bench.metric import RunContext
-from rag_bench.types import Question
+from rag_bench.api import Failure, Judgement, Question, RunContext
 
 from .settings import JudgeParams, JudgeSession, judge_params
 from .shared import EndpointJudge, call_failure, start

@@ -15,8 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rag_bench.errors import RagBenchError
-from rag_bench.paths import cache_dir
+from rag_bench.api import RagBenchError, cache_dir
 
 #: Names the Python of the environment RAGChecker runs in (overrides both the in-process and the default environment).
 PYTHON_ENV = "RAG_BENCH_RAGCHECKER_PYTHON"

@@ -35,9 +35,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
-from rag_bench.judging import Failure, Judgement
-from rag_bench.metric import RunContext
-from rag_bench.types import Question
+from rag_bench.api import Failure, Judgement, Question, RunContext
 
 from .ragchecker_env import ragchecker_python
 from .ragchecker_process import RagcheckerWorker

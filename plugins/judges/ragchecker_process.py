@@ -12,7 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Sequence
 
-from rag_bench.errors import RagBenchError
+from rag_bench.api import RagBenchError
 
 WORKER = Path(__file__).with_name("ragchecker_worker.py")
 #: How long the worker may take to import RAGChecker (torch, spaCy, transformers) before it says ready.

@@ -8,10 +8,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Coroutine, Sequence, TypeVar
 
-from rag_bench.metric import RunContext
-from rag_bench.params import params_to_dict, parse_params
-from rag_bench_plugins.openai_reader.client import EndpointParams, async_client
-from rag_bench_plugins.openai_reader.faults import CircuitBreaker, EndpointDown, api_failure
+from rag_bench.api import (
+    CircuitBreaker, EndpointDown, EndpointParams, RunContext, api_failure, async_client, params_to_dict, parse_params,
+)
 
 T = TypeVar("T")
 

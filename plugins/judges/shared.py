@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rag_bench.judging import Failure, Judge
-from rag_bench.metric import RunContext
-from rag_bench.plugins import warn
-from rag_bench_plugins.openai_reader.client import preflight
-from rag_bench_plugins.openai_reader.faults import EndpointDown, api_failure, describe_error, failure_kind
+from rag_bench.api import (
+    EndpointDown, Failure, Judge, RunContext, api_failure, describe_error, failure_kind, preflight, warn,
+)
 
 from .settings import JudgeParams, judge_fingerprint, judge_params
 

@@ -10,10 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from rag_bench.errors import RagBenchError
-from rag_bench.params import params_to_dict
-from rag_bench.scoring.bootstrap import mean_with_ci
-from rag_bench.types import Passage, Question
+from rag_bench.api import Passage, Question, RagBenchError, mean_with_ci, params_to_dict
 
 from .config import WRITE_LR
 from .evaluation import evidence_scores, fit_or_load, holdout_split, routing_hits

@@ -11,8 +11,9 @@ from typing import Callable
 
 import torch
 
-from rag_bench.errors import RagBenchError
+from rag_bench.api import RagBenchError
 
+from .base_source import base_path, minilm_path
 from .config import MINILM_HIDDEN
 
 #: LoRA targets by model family when `lora_targets` is unset: attention projections of Llama/Qwen-style decoders,
@@ -60,15 +61,6 @@ def compute_device() -> torch.device:
         raise RagBenchError(f"llm_memory: this process has LOCAL_RANK={local} but sees {count} CUDA device(s); launch "
                             f"at most {count} processes per machine, or unset CUDA_VISIBLE_DEVICES")
     return torch.device("cuda", int(local))
-
-
-def base_path(params) -> str:
-    """Where `from_pretrained` loads the base from: the offline MiniLM for ``minilm``, else the id or path given."""
-    if params.is_minilm:
-        from .tokenizer import minilm_path
-
-        return minilm_path()
-    return params.base
 
 
 def base_identity(params) -> dict:
@@ -130,7 +122,6 @@ def warm_start_embeddings(lm) -> None:
     """Copy MiniLM's word embeddings (same WordPiece vocabulary) into the tiny decoder."""
     from safetensors.torch import load_file
 
-    from .tokenizer import minilm_path
 
     weights = load_file(f"{minilm_path()}/model.safetensors")
     key = next(k for k in weights if k.endswith("word_embeddings.weight"))
@@ -296,8 +287,7 @@ def base_fingerprint(params) -> str | None:
         return None
     files = [path for path in sorted(folder.glob("*")) if path.suffix in FINGERPRINTED and path.is_file()]
     stamp = [[path.name, path.stat().st_size, path.stat().st_mtime_ns] for path in files]
-    from rag_bench.jsonl import write_json_atomic
-    from rag_bench.paths import cache_dir
+    from rag_bench.api import cache_dir, write_json_atomic
 
     cache_file = cache_dir() / FINGERPRINT_CACHE
     try:

@@ -10,9 +10,7 @@ from typing import Any, Sequence
 import torch
 from safetensors.torch import load_file, save_file
 
-from rag_bench.errors import RagBenchError
-from rag_bench.jsonl import write_json_atomic
-from rag_bench.types import Passage
+from rag_bench.api import Passage, RagBenchError, write_json_atomic
 
 WEIGHTS = "memory.safetensors"
 CARD = "memory.json"
@@ -65,7 +63,7 @@ def save_checkpoint(folder: Path, model, tokenizer, params, doc_ids: Sequence[st
 
 
 def params_dict(params) -> dict[str, Any]:
-    from rag_bench.params import params_to_dict
+    from rag_bench.api import params_to_dict
 
     return params_to_dict(params)
 

@@ -8,10 +8,7 @@ from pathlib import Path
 
 import click
 
-from rag_bench.errors import RagBenchError
-from rag_bench.jsonl import write_json_atomic
-from rag_bench.params import parse_assignments, parse_params
-from rag_bench.types import Passage
+from rag_bench.api import Passage, RagBenchError, parse_assignments, parse_params, write_json_atomic
 
 from .config import WRITE_LR, WRITE_STEPS  # config is light: no torch at CLI start
 
@@ -58,7 +55,7 @@ def train(task_name, provider_params, out, slice_size):
     Runs data-parallel under `accelerate launch [--num_processes N] -m rag_bench.cli memory train ...`
     (GPUs, or CPU processes with `--cpu`); one process writes OUT.
     """
-    from rag_bench.task_store import load_task
+    from rag_bench.api import load_task
 
     from .system import MemorySystem
 
@@ -93,7 +90,7 @@ def train(task_name, provider_params, out, slice_size):
 @click.option("--lr", type=float, default=WRITE_LR, show_default=True)
 def add(checkpoint, passages, task_name, out, steps, lr):
     """Optimise one fresh z_new per new passage (θ frozen) and append it to the memory."""
-    from rag_bench.task_store import load_task
+    from rag_bench.api import load_task
 
     from .system import MemorySystem
     from .write import add_passages
@@ -117,7 +114,7 @@ def add(checkpoint, passages, task_name, out, steps, lr):
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Folder for the memory and the report.")
 def eval_add(task_name, holdout, provider_params, k, steps, lr, out):
     """Hold passages out of training, add them with the write path, report new-passage quality and old-passage retention."""
-    from rag_bench.task_store import load_task
+    from rag_bench.api import load_task
 
     from .evaluation import holdout_eval
 
@@ -151,11 +148,7 @@ def echo_point(point: dict, k: int) -> None:
 @click.option("--runs-dir", type=click.Path(path_type=Path, file_okay=False), default=Path("runs"), show_default=True)
 def adapt_curve(task_name, holdout, provider_params, k, steps_text, lr, out, runs_dir):
     """Write-path curve: new-passage recall and evidence ROUGE-L, and old-passage retention, against z_new steps."""
-    from rag_bench.jsonl import fingerprint, write_text_atomic
-    from rag_bench.manifest import now, software
-    from rag_bench.params import params_to_dict
-    from rag_bench.summary import table
-    from rag_bench.task_store import load_task
+    from rag_bench.api import fingerprint, load_task, now, params_to_dict, software, table, write_text_atomic
 
     from . import adapt_curve as curve_module
 
@@ -191,8 +184,7 @@ def adapt_curve(task_name, holdout, provider_params, k, steps_text, lr, out, run
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 def tokenizers(task_name, passages, steps, provider_params, out):
     """Compare the tiny base's tokenizer choices (corpus BPE, MiniLM WordPiece, MiniLM warm start) on one slice."""
-    from rag_bench.summary import table
-    from rag_bench.task_store import load_task
+    from rag_bench.api import load_task, table
 
     from .evaluation import tokenizer_study
 

@@ -26,7 +26,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from rag_bench.types import Passage
+from rag_bench.api import Passage
 
 from .storage import passage_text
 

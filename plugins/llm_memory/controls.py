@@ -36,7 +36,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from rag_bench.types import Passage, Question
+from rag_bench.api import Passage, Question
 
 from .data import most_shared, sentences
 from .generation import encode, generate_shared, prefill_queries, texts_of

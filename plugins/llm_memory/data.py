@@ -9,7 +9,7 @@ from typing import Sequence
 
 import torch
 
-from rag_bench.types import Passage, Question
+from rag_bench.api import Passage, Question, bm25_neighbours
 
 from .metrics import words as lower_words
 
@@ -84,8 +84,7 @@ def question_evidence(question: Question, passage: Passage, max_words: int) -> s
     sentences that are in this passage; else the passage's sentences that hold a gold answer; else its sentence
     sharing the most words with the question (a bridge passage of a multi-hop question) — as a window of at most
     `max_words` words centred on the answer."""
-    from rag_bench.gold_evidence import split_sentences
-    from rag_bench.scoring.retrieval import has_answer
+    from rag_bench.api import has_answer, split_sentences
 
     text = passage.text.strip()
     own = [s for s in question.gold_evidence if s.strip() and s.strip() != text and s.strip() in text]
@@ -162,24 +161,12 @@ def build_examples(passages: Sequence[Passage], questions: Sequence[Question], p
 
 
 def hard_negatives(passages: Sequence[Passage], examples: Sequence[Example], count: int) -> list[list[int]]:
-    """The top BM25 passages of each example's query other than its own (bm25s, the bm25 provider's tokenisation)."""
+    """The top BM25 passages of each example's query other than its own (bm25s, the bm25 provider's tokenisation:
+    `rag_bench.api.bm25_neighbours`)."""
     if count == 0 or len(passages) < 2:
         return [[] for _ in examples]
-    import bm25s
-
-    from rag_bench_plugins.bm25 import BM25Params
-    from rag_bench_plugins.bm25.bm25s_backend import make_tokenizer
-    from rag_bench_plugins.bm25.text import document_text
-
-    settings = BM25Params()
-    tokenizer = make_tokenizer(settings)
-    corpus_ids = tokenizer.tokenize([document_text(p) for p in passages], update_vocab=True, return_as="tuple", show_progress=False)
-    retriever = bm25s.BM25(k1=settings.k1, b=settings.b, method="lucene")
-    retriever.index(corpus_ids, show_progress=False)
-    query_ids = tokenizer.tokenize([e.query for e in examples], update_vocab=False, return_as="tuple", show_progress=False)
-    k = min(count + 1, len(passages))
-    docs, _ = retriever.retrieve(query_ids, k=k, show_progress=False)
-    return [[int(d) for d in row if int(d) != ex.doc][:count] for row, ex in zip(docs, examples)]
+    ranked = bm25_neighbours(passages, [e.query for e in examples], count + 1)
+    return [[d for d in row if d != ex.doc][:count] for row, ex in zip(ranked, examples)]
 
 
 @dataclass

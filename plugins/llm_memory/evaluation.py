@@ -6,9 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Sequence
 
-from rag_bench.errors import RagBenchError
-from rag_bench.scoring.evidence import rouge_l
-from rag_bench.types import Passage, Question
+from rag_bench.api import Passage, Question, RagBenchError, rouge_l
 
 from .checkpoint import corpus_fingerprint, read_card
 from .config import WRITE_LR, WRITE_STEPS

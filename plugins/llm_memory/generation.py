@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rag_bench.key_index import EXACT_MAX_KEYS, KeyIndex
+from .key_index import EXACT_MAX_KEYS, KeyIndex
 
 from .data import encode_queries, pad_left
 

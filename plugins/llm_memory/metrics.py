@@ -35,10 +35,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from rag_bench.metric import Aggregate, Metric, RunContext
-from rag_bench.scoring.evidence import rouge_l
-from rag_bench.scoring.retrieval import has_answer, recall_at
-from rag_bench.types import Question
+from rag_bench.api import Aggregate, Metric, Question, RunContext, has_answer, recall_at, rouge_l
 
 from .storage import storage_ratio, z_bytes_per_passage
 

@@ -8,9 +8,7 @@ from typing import Sequence
 
 import torch
 
-from rag_bench.errors import RagBenchError
-from rag_bench.provider import EvidenceProvider, WriteCost
-from rag_bench.types import Hit, Passage, ProvidedEvidence, Question
+from rag_bench.api import EvidenceProvider, Hit, Passage, ProvidedEvidence, Question, RagBenchError, WriteCost
 
 from . import controls as ctl
 from .base import base_identity, check_environment

@@ -19,7 +19,7 @@ import warnings
 import torch
 from torch import nn
 
-from rag_bench.errors import RagBenchError
+from rag_bench.api import RagBenchError
 
 from .model import MemoryModel
 

@@ -25,8 +25,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from rag_bench.jsonl import write_json_atomic
-from rag_bench.types import Question
+from rag_bench.api import Question, write_json_atomic
 
 INITIAL = "routing_init.safetensors"
 CURVE = "routing_curve.json"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from rag_bench.types import Passage
+from rag_bench.api import Passage
 
 from .config import Z_BYTES
 

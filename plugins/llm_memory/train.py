@@ -23,8 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from rag_bench.errors import RagBenchError
-from rag_bench.jsonl import write_json_atomic
+from rag_bench.api import RagBenchError, write_json_atomic
 
 from .checkpoint import read_weights, write_weights
 from .data import Collator, Encoded, schedule, total_steps

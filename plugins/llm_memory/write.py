@@ -11,8 +11,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
-from rag_bench.errors import RagBenchError
-from rag_bench.types import Passage
+from rag_bench.api import Passage, RagBenchError
 
 from .config import WRITE_LR, WRITE_STEPS
 from .content_init import content_z

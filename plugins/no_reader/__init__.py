@@ -2,9 +2,7 @@
 
 from typing import Sequence
 
-from rag_bench import hookimpl
-from rag_bench.reader import Reader
-from rag_bench.types import Question, ReaderAnswer
+from rag_bench.api import Question, Reader, ReaderAnswer, hookimpl
 
 
 class NoReader(Reader):

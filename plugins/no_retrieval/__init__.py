@@ -3,9 +3,7 @@
 from pathlib import Path
 from typing import Sequence
 
-from rag_bench import hookimpl
-from rag_bench.provider import EvidenceProvider
-from rag_bench.types import ProvidedEvidence, Question
+from rag_bench.api import EvidenceProvider, ProvidedEvidence, Question, hookimpl
 
 
 class NoRetrieval(EvidenceProvider):

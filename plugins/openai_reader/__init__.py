@@ -1,6 +1,6 @@
 """The `openai` reader plugin: one reader for every provider, over any OpenAI-compatible endpoint."""
 
-from rag_bench import hookimpl
+from rag_bench.api import hookimpl
 
 from .reader import OpenAIReader
 

@@ -9,15 +9,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
-from rag_bench.params import params_to_dict
-from rag_bench.prompting import clean_answer, load_template
-from rag_bench.reader import Reader
-from rag_bench.types import Question, ReaderAnswer
-
-from rag_bench.call_cache import CACHE_HEADER
-
-from .client import EndpointParams, async_client, preflight
-from .faults import CircuitBreaker, EndpointDown, describe_error, failure_kind
+from rag_bench.api import (
+    CACHE_HEADER, CircuitBreaker, EndpointDown, EndpointParams, Question, Reader, ReaderAnswer, async_client,
+    clean_answer, describe_error, failure_kind, load_template, params_to_dict, preflight,
+)
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def measure_sitting(entries: Sequence[Any], questions: int = 100, rounds: int = 
     """Time every distinct provider configuration of `entries`, task by task, in `rounds` interleaved rounds over the
     first `questions` questions of each task's split; the sitting's record (see the module)."""
     from ..provider import provide_evidence
-    from ..runner import PREPARED_MARKER, build_provider, prepare_provider, provider_workdir
+    from ..preparation import PREPARED_MARKER, build_provider, prepare_provider, provider_workdir
     from ..task_store import load_task
 
     if questions < 1 or rounds < 1:

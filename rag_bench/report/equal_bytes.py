@@ -17,6 +17,7 @@ from typing import Any
 from ..analysis.multihop import FOCUS
 from ..leaderboard.collect import Entry
 from ..summary import format_aggregate, markdown_table
+from .paired import paired_difference
 
 METRICS = ("evidence_rougeL", "answer_recall@5")
 CUT = "evidence_bytes"
@@ -117,13 +118,11 @@ def _plot(task: str, points: list[tuple[Entry, float]], labels: dict[str, str], 
 
 def _against_cut(focus: Entry, rows: list[Entry], labels: dict[str, str]) -> str:
     """The focus row minus each equal-bytes row, per question (paired bootstrap)."""
-    from .render import _paired
-
     cut = sorted((e for e in rows if cut_evidence(e)), key=lambda e: _settings(e)[CUT])
     if not cut:
         return ""
     return (f"{labels[focus.row_id]} minus each equal-bytes row, paired bootstrap: "
-            + "; ".join(f"{labels[e.row_id]}: " + ", ".join(f"{m} {_paired(focus, e, m)}" for m in METRICS)
+            + "; ".join(f"{labels[e.row_id]}: " + ", ".join(f"{m} {paired_difference(focus, e, m)}" for m in METRICS)
                         for e in cut) + ".\n")
 
 

@@ -22,6 +22,7 @@ from ..sweep.summary import axes_of, grid_text, markdown as sweep_table, plot_na
 from .answers import answers_section
 from .corpus_axis import corpus_axis_section
 from .equal_bytes import cut_evidence, equal_bytes_section
+from .paired import paired_difference
 from .sources import ReportInputs
 from .write_curve import write_curves_section
 
@@ -78,13 +79,6 @@ def _best(items: list[Any], metric: str, value: Callable[[Any], float | None]) -
 
 def _best_entry(entries: list[Entry], metric: str) -> Entry | None:
     return _best(entries, metric, lambda e: e.value(metric))
-
-
-def _paired(focus: Entry, other: Entry, metric: str) -> str:
-    result = paired_bootstrap(focus.scores.get(metric, {}), other.scores.get(metric, {}))
-    if result is None:
-        return "-"
-    return f"{result.mean_diff:+.3f} [{result.ci95[0]:+.3f}, {result.ci95[1]:+.3f}]" + ("" if result.significant else " (n.s.)")
 
 
 def _figure(source: Path, figures: Path, name: str, out_md: Path) -> str:
@@ -149,8 +143,8 @@ def comparison(inputs: ReportInputs) -> str:
         best = _best_entry(_baselines(entries), "recall@5")
         if focus and best:
             parts.append(f"{FOCUS} minus the best baseline on recall@5 ({best.provider}), paired bootstrap: "
-                         f"recall@5 {_paired(focus[0], best, 'recall@5')}, "
-                         f"evidence ROUGE-L {_paired(focus[0], best, 'evidence_rougeL')}.\n")
+                         f"recall@5 {paired_difference(focus[0], best, 'recall@5')}, "
+                         f"evidence ROUGE-L {paired_difference(focus[0], best, 'evidence_rougeL')}.\n")
         for entry in focus:
             parts.append(controls(entry, entries))
         parts += ["Commands:", ""] + [f"- {_label(e, entries)}: {code(e.command)}" for e in entries] + [""]

@@ -1,6 +1,6 @@
 """The module named by the entry point: it implements rag-bench hooks."""
 
-from rag_bench import hookimpl
+from rag_bench.api import hookimpl
 
 from .provider import IdfOverlapProvider
 

@@ -11,9 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from rag_bench.errors import RagBenchError
-from rag_bench.provider import EvidenceProvider, WriteCost
-from rag_bench.types import Hit, Passage, ProvidedEvidence, Question
+from rag_bench.api import EvidenceProvider, Hit, Passage, ProvidedEvidence, Question, RagBenchError, WriteCost
 
 WORD = re.compile(r"\w+")
 STOPWORDS = frozenset("a an and are as at be by for from has he in is it its of on that the to was were will with who what when where which how".split())

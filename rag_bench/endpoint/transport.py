@@ -6,7 +6,7 @@ import json
 
 import httpx
 
-from rag_bench.call_cache import CACHE_HEADER, CallCache, call_key
+from ..call_cache import CACHE_HEADER, CallCache, call_key
 
 _DROP_HEADERS = {"content-encoding", "content-length", "transfer-encoding", "connection"}
 

@@ -14,16 +14,19 @@ The exact path is ``torch.topk(queries @ keys.T, k)``, on the keys' device.
 The HNSW path needs ``faiss`` (``pip install 'rag-bench[memory]'``); without
 it, a warning is given and the search stays exact. How much of the exact top-k
 the approximate path finds depends on the keys: `KeyIndex.recall` measures it
-on a sample of queries.
+on a sample of queries. ``torch`` is imported when an index is made, not with
+this module.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where keys are handled, not with the module (the plugin loads without it)
+    import torch
 
 #: Largest key count searched exactly by default: the largest size measured at which the flat product still
 #: takes <= 1 ms per query on the 2-core machine (benchmarks/routing_scale.py); above it, on keys with structure,
@@ -94,6 +97,8 @@ class KeyIndex:
             top = (queries.to(device=self._keys.device, dtype=self._keys.dtype) @ self._keys.T).topk(k, dim=-1)
             return top.indices, top.values
         self._hnsw.hnsw.efSearch = max(self.ef_search, k)
+        import torch
+
         scores, rows = self._hnsw.search(_float32(queries), k)
         return torch.from_numpy(rows), torch.from_numpy(scores)
 
@@ -120,6 +125,8 @@ class KeyIndex:
         if self._hnsw is not None:
             self._hnsw.add(_float32(keys))
             return
+        import torch
+
         self._keys = torch.cat([self._keys, keys.to(device=self._keys.device, dtype=self._keys.dtype)])
         if self._count > self.threshold:
             self._to_hnsw()
@@ -137,8 +144,12 @@ class KeyIndex:
 
 
 def _as_tensor(values: torch.Tensor | np.ndarray) -> torch.Tensor:
+    import torch
+
     return values.detach() if isinstance(values, torch.Tensor) else torch.from_numpy(np.asarray(values))
 
 
 def _float32(values: torch.Tensor) -> np.ndarray:
+    import torch
+
     return np.ascontiguousarray(values.detach().to("cpu", torch.float32).numpy())

@@ -7,7 +7,7 @@ terminal report; `describe_error` is the line kept with a failed record.
 
 from __future__ import annotations
 
-from rag_bench.judging import ENDPOINT_DOWN
+from ..judging import ENDPOINT_DOWN
 
 
 def describe_error(exc: BaseException) -> str:

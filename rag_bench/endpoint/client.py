@@ -1,13 +1,14 @@
 """One OpenAI-compatible endpoint: its settings, a cached async client, and the preflight check.
 
-Shared by the `openai` reader and the judges. Calls go through the official
-`openai` client, whose own retry loop handles 408/409/429/5xx answers,
-connection errors and timeouts with exponential backoff and jitter (and
-honours a server's ``Retry-After``/``retry-after-ms``). Below it,
+Shared by the `openai` reader and the judges (plugins reach it through
+`rag_bench.api`). Calls go through the official `openai` client, whose own
+retry loop handles 408/409/429/5xx answers, connection errors and timeouts
+with exponential backoff and jitter (and honours a server's
+``Retry-After``/``retry-after-ms``). Below it,
 `CachingTransport` answers any POST it has seen before from the disk cache
 (`rag_bench.call_cache`), so a re-run makes no repeated call.
 
-`openai` and `httpx` are imported when a client is made, not with the plugin,
+`openai` and `httpx` are imported when a client is made, not with this module,
 so commands that call no endpoint start fast.
 """
 
@@ -17,7 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from rag_bench.errors import RagBenchError
+from ..errors import RagBenchError
 
 from .faults import describe_error
 
@@ -122,7 +123,7 @@ def async_client(endpoint: Endpoint, concurrency: int = 16,
     import httpx
     import openai
 
-    from rag_bench.call_cache import CallCache
+    from ..call_cache import CallCache
 
     from .transport import CachingTransport
 
