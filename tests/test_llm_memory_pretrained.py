@@ -13,7 +13,7 @@ from rag_bench.errors import RagBenchError
 from rag_bench.runner import build_provider
 
 from rag_bench_plugins.core_metrics import EfficiencyMetric
-from rag_bench_plugins.llm_memory.config import LLMMemoryParams
+from rag_bench_plugins.llm_memory.config import Z_BYTES, LLMMemoryParams
 from rag_bench_plugins.llm_memory.evaluation import gold_slice
 from rag_bench_plugins.llm_memory.generation import encode, generate, route
 from rag_bench_plugins.llm_memory.provider import GENERATED_CONTROLS
@@ -93,10 +93,12 @@ def test_provider_on_a_saved_base_routes_generates_and_reports_every_trained_byt
     parts = provider.footprint()
     assert set(parts) == {"memory_table", "projection_and_heads", "lora", "extra_base_model"}
     model = provider.system.model
-    trained = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
-    assert sum(v for k, v in parts.items() if not k.startswith("extra_")) == trained
-    everything = sum(p.numel() * p.element_size() for p in model.parameters())
-    assert sum(parts.values()) == everything
+    # Z counts as stored (fp16 by default), every other trained tensor as held
+    stored_z = model.z.numel() * Z_BYTES[provider.system.params.z_storage]
+    trained = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad and p is not model.z)
+    assert sum(v for k, v in parts.items() if not k.startswith("extra_")) == trained + stored_z
+    everything = sum(p.numel() * p.element_size() for p in model.parameters() if p is not model.z)
+    assert sum(parts.values()) == everything + stored_z
     meta = provider.metadata()
     assert meta["trained_on_corpus"] and meta["finetune"] == "lora" and meta["base_model"] == str(base)
     assert meta["base_revision"] == provider.system.card["base"]["fingerprint"]

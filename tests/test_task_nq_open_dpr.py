@@ -248,7 +248,7 @@ def test_llm_memory_refuses_with_the_bytes_of_z(shared_data, tmp_path):
     with pytest.raises(RagBenchError) as caught:
         run_quietly(tmp_path, "llm_memory", task="nq_open_dpr", limit=2)
     message = str(caught.value)
-    assert "GPU" in message and "21,015,324 x 17 x 128 x 4 B = 182,917,380,096 bytes" in message
+    assert "GPU" in message and "21,015,324 x 17 x 128 x 2 B = 91,458,690,048 bytes" in message
 
 
 def test_a_provider_without_external_support_gets_one_clear_error(shared_data, tmp_path):
