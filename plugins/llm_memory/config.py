@@ -73,7 +73,7 @@ class LLMMemoryParams:
     backward pass instead of keeping them; unset means on for a pretrained
     base and off for the two CPU-sized ones (tiny, minilm). `exact_routing_max` is the largest memory routed
     exactly (every key scored); above it routing searches a FAISS HNSW graph
-    over the keys, approximate (unset: `rag_bench.key_index.EXACT_MAX_KEYS`,
+    over the keys, approximate (unset: `key_index.EXACT_MAX_KEYS`,
     100,000, chosen by `benchmarks/routing_scale.py`). `inference_quantization=int8` generates the evidence from a
     copy of the trained model whose LM linear layers are int8 (CPU, fbgemm: faster, not the same tokens; the
     controls read the same copy; routing stays fp32); ``none`` decodes the trained fp32 weights.
