@@ -37,8 +37,10 @@ def record(run_dir: Path, machine: str, what: str) -> dict:
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     if manifest["provider"].get("name") != "llm_memory":
         raise SystemExit(f"{run_dir} is a {manifest['provider'].get('name')} run, not llm_memory")
+    from rag_bench.leaderboard.publish import portable_command
+
     workdir = Path(manifest["sessions"][-1]["workdir"])
-    return {"what": what, "command": " ".join(manifest["command"]), "config_hash": manifest["config_hash"],
+    return {"what": what, "command": " ".join(portable_command(manifest["command"])), "config_hash": manifest["config_hash"],
             "date": manifest["created"], "machine": machine, "workdir": workdir.name,
             "train": training(workdir / "memory" / "memory.json"),
             "closed_book_train": training(workdir / "closed_book" / "memory.json"),

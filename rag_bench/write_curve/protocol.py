@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
@@ -204,10 +205,16 @@ def write_curve(task: Task, name: str, make: Callable[[], EvidenceProvider], hel
         "provider_version": type(first).version, "settings": first.settings(), "metadata": metadata,
         "held_out": held.describe(), "view_task": view.name, "metrics": list(METRICS), "depth": DEPTH,
         "old_questions_scored": len(old_q),
-        "reference": {"prepare": reference_prep, "new": figures(reference, new_q), "old": figures(reference, old_q)},
-        "before": {"prepare": view_prep, "new": figures(before, new_q), "old": before_old},
+        "reference": {"prepare": portable(reference_prep), "new": figures(reference, new_q),
+                      "old": figures(reference, old_q)},
+        "before": {"prepare": portable(view_prep), "new": figures(before, new_q), "old": before_old},
         "write_curve": curve, "forgetting": forgetting, "seconds": time.perf_counter() - started,
     }
+
+
+def portable(prepared: dict[str, Any]) -> dict[str, Any]:
+    """A preparation record for a committed result: the cache folder by its name, not this machine's path."""
+    return {**prepared, "workdir": Path(prepared["workdir"]).name} if "workdir" in prepared else prepared
 
 
 def forgetting_curve(name: str, prepared_view: Callable[[], tuple[EvidenceProvider, dict]], held: HeldOut,
