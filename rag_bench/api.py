@@ -25,8 +25,9 @@ Errors
 Settings
     A component's settings are a frozen dataclass in its `Params` (`NoParams`
     when it has none). `parse_params` turns ``KEY=VALUE`` strings into one,
-    `parse_assignments` splits ``k=v,k=v`` pairs, `params_to_dict` gives the
-    JSON-ready dict that goes into manifests and cache keys.
+    `parse_assignments` splits ``k=v,k=v`` pairs, `parse_steps` reads a
+    ``--steps 0,10,25`` list, `params_to_dict` gives the JSON-ready dict that
+    goes into manifests and cache keys.
 
 Providers
     `EvidenceProvider` (the interface under test) and `WriteCost` (what its
@@ -94,7 +95,7 @@ from .lexical import BM25_B, BM25_K1, BM25_STEMMER, BM25_STOPWORDS, bm25_neighbo
 from .locks import exclusive
 from .manifest import now, software
 from .metric import Aggregate, Metric, RunContext
-from .params import NoParams, params_to_dict, parse_assignments, parse_params
+from .params import NoParams, params_to_dict, parse_assignments, parse_params, parse_steps
 from .paths import cache_dir
 from .plugins import warn
 from .preparation import build_provider, prepare_provider
@@ -120,7 +121,7 @@ __all__ = [
     # errors
     "RagBenchError",
     # settings
-    "NoParams", "params_to_dict", "parse_assignments", "parse_params",
+    "NoParams", "params_to_dict", "parse_assignments", "parse_params", "parse_steps",
     # providers
     "EvidenceProvider", "PassageStore", "Retriever", "WriteCost", "build_provider", "prepare_provider",
     # text and lexical search

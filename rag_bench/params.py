@@ -102,3 +102,15 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_ready(v) for v in value]
     return value
+
+
+def parse_steps(text: str) -> list[int]:
+    """Step counts from a comma-separated list (any order, repeats allowed), sorted and de-duplicated."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        steps = [int(part) for part in parts]
+    except ValueError:
+        steps = []
+    if not steps or any(s < 0 for s in steps):
+        raise RagBenchError(f"--steps {text!r}: expected comma-separated step counts >= 0, e.g. --steps 0,10,25,50")
+    return sorted(set(steps))

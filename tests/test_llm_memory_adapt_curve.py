@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from rag_bench.cli import _load_plugin_commands, cli
 from rag_bench.task_store import load_task
 
-from rag_bench_plugins.llm_memory.adapt_curve import csv_columns, metric_names, parse_steps
+from rag_bench.params import parse_steps
+from rag_bench_plugins.llm_memory.adapt_curve import csv_columns, metric_names
 from rag_bench_plugins.llm_memory.evaluation import holdout_split
 from rag_bench_plugins.llm_memory.system import MemorySystem
 from rag_bench_plugins.llm_memory.write import add_passages, appended

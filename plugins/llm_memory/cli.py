@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from rag_bench.api import Passage, RagBenchError, parse_assignments, parse_params, write_json_atomic
+from rag_bench.api import Passage, RagBenchError, parse_assignments, parse_params, parse_steps, write_json_atomic
 
 from .config import WRITE_LR, WRITE_STEPS  # config is light: no torch at CLI start
 
@@ -153,7 +153,7 @@ def adapt_curve(task_name, holdout, provider_params, k, steps_text, lr, out, run
     from . import adapt_curve as curve_module
 
     params = settings(provider_params)
-    steps = curve_module.parse_steps(steps_text)
+    steps = parse_steps(steps_text)
     if holdout < 1:
         raise RagBenchError("--holdout must be at least 1")
     if lr <= 0:

@@ -8,20 +8,10 @@ from typing import Any
 import click
 
 from ..errors import RagBenchError
+from ..params import parse_steps
 
 DEFAULT_OUT = Path("docs") / "benchmarks" / "write_curves"
 
-
-def parse_steps(text: str) -> list[int]:
-    """Step counts from a comma-separated list (any order, repeats allowed), sorted and de-duplicated."""
-    parts = [part.strip() for part in text.split(",") if part.strip()]
-    try:
-        steps = [int(part) for part in parts]
-    except ValueError:
-        steps = []
-    if not steps or any(s < 0 for s in steps):
-        raise RagBenchError(f"--steps {text!r}: expected comma-separated step counts >= 0, e.g. --steps 0,10,25,50")
-    return sorted(set(steps))
 
 
 def result_name(task: str, provider: str, settings: dict[str, str]) -> str:
