@@ -12,26 +12,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from .helpers import write_slice_card
 from .plugin_dist import build_and_install, env_with
+from .sweep_cells import SPEC, wait_for
 
-SPEC = """
-name: slow-overlap
-provider: throwaway_overlap
-task: {task}
-split: test
-limit: 16
-batch_size: 2
-k: [1, 5]
-grid:
-  delay: [0, 0.5]
-metrics: [recall@1, recall@5]
-"""
 
 
 @pytest.fixture(scope="module")
@@ -42,16 +30,6 @@ def slice_card(nq_5k, tmp_path_factory):
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory):
     return build_and_install(tmp_path_factory.mktemp("plugin"))
-
-
-def _wait(predicate, seconds: float, step: float = 0.2):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return None
 
 
 def _slow_run(runs: Path) -> Path | None:
@@ -91,7 +69,7 @@ def test_a_killed_cell_is_retried_by_ray_and_resumes_and_the_summary_collects_bo
                               "--no-plots"],
                              env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        run = _wait(lambda: _slow_run(runs) or sweep.poll() is not None, 300)
+        run = wait_for(lambda: _slow_run(runs) or sweep.poll() is not None, 300, 0.2)
         if sweep.poll() is not None:
             output = sweep.stdout.read()
             if "cannot start or join a local Ray cluster" in output:

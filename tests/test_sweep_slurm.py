@@ -15,26 +15,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from .helpers import write_slice_card
 from .plugin_dist import build_and_install, env_with
+from .sweep_cells import SPEC, wait_for
 
-SPEC = """
-name: slow-overlap
-provider: throwaway_overlap
-task: {task}
-split: test
-limit: 16
-batch_size: 2
-k: [1, 5]
-grid:
-  delay: [0, 0.5]
-metrics: [recall@1, recall@5]
-"""
 SLOW_CELL = "delay=0.5"
 
 
@@ -42,16 +30,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _wait(predicate, seconds: float, step: float = 0.3):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return None
 
 
 def _stop(pid_file: Path) -> None:
@@ -63,7 +41,7 @@ def _stop(pid_file: Path) -> None:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    _wait(lambda: not Path(f"/proc/{pid}").exists(), 15)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), 15, 0.3)
 
 
 def _last_lines(folder: Path) -> str:
@@ -124,7 +102,7 @@ def slurm(tmp_path_factory):
             out = subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True).stdout
             return out.strip() == "idle"
 
-        if not _wait(idle, 120, 0.5):
+        if not wait_for(idle, 120, 0.5):
             raise RuntimeError(f"its node is not idle after 120 s ({_last_lines(folder)})")
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, RuntimeError) as exc:
         for pid in pids:
@@ -166,10 +144,10 @@ def test_a_cancelled_cell_is_resubmitted_and_resumes_and_the_summary_collects_bo
                              env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         ledger = out / "slurm" / "jobs.json"
-        slow = _wait(lambda: ledger.is_file() and json.loads(ledger.read_text()).get(SLOW_CELL), 300)
+        slow = wait_for(lambda: ledger.is_file() and json.loads(ledger.read_text()).get(SLOW_CELL), 300, 0.3)
         assert slow, f"no job submitted for {SLOW_CELL}"
         records = tmp_path / slow["run"] / "records.jsonl"
-        assert _wait(lambda: records.is_file() and records.read_text().count("\n") >= 2, 300, 0.1), \
+        assert wait_for(lambda: records.is_file() and records.read_text().count("\n") >= 2, 300, 0.1), \
             "the slow cell wrote no records"
         subprocess.run(["scancel", slow["job_id"]], env=env, check=True)
         output, _ = sweep.communicate(timeout=480)
