@@ -18,17 +18,22 @@ def run_quietly(tmp_path: Path, provider: str, task: str = "nq_5k", **kwargs):
     return execute(cfg)
 
 
-def write_slice_card(folder: Path, task, name: str, train: int = 40, test: int = 24) -> str:
-    """A local task card (`builder: jsonl`) cut from `task`: the first `train` and `test` questions that have gold
-    evidence, and exactly their gold passages as the corpus. Returns the card's path for `--task`."""
+def write_slice_card(folder: Path, task, name: str, train: int = 40, test: int = 24, *, dev: int = 0,
+                     distractors: int = 0) -> str:
+    """A local task card (`builder: jsonl`) cut from `task`: the first `train`, `dev` (a dev split only when asked for)
+    and `test` questions that have gold evidence, their gold passages as the corpus, then the first `distractors`
+    other passages. Returns the card's path for `--task`."""
     import hashlib
     import json
 
     import yaml
 
-    picked = [q for q in task.split("train") if q.gold_evidence][:train] + [q for q in task.split("test") if q.gold_evidence][:test]
+    splits = (("train", train), ("dev", dev), ("test", test)) if dev else (("train", train), ("test", test))
+    picked = [q for split, count in splits for q in [q for q in task.split(split) if q.gold_evidence][:count]]
     wanted = {d for q in picked for d in q.gold_doc_ids}
-    corpus = [{"_id": p.doc_id, "title": p.title, "text": p.text} for p in task.corpus if p.doc_id in wanted]
+    others = [p for p in task.corpus if p.doc_id not in wanted][:distractors]
+    corpus = [{"_id": p.doc_id, "title": p.title, "text": p.text}
+              for p in [*(p for p in task.corpus if p.doc_id in wanted), *others]]
     queries = [{"_id": q.qid, "text": q.text, "answers": list(q.answers), "split": q.split,
                 "gold_doc_ids": list(q.gold_doc_ids), "gold_evidence": list(q.gold_evidence)} for q in picked]
     folder.mkdir(parents=True)
@@ -37,7 +42,7 @@ def write_slice_card(folder: Path, task, name: str, train: int = 40, test: int =
         text = "".join(json.dumps(r) + "\n" for r in rows)
         (folder / f"{source}.jsonl").write_text(text, encoding="utf-8")
         sha[source] = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    card = {"name": name, "version": 1, "builder": "jsonl", "splits": ["train", "test"], "k": [1, 5],
+    card = {"name": name, "version": 1, "builder": "jsonl", "splits": [split for split, _ in splits], "k": [1, 5],
             "sources": {s: {"path": f"{s}.jsonl", "sha256": h} for s, h in sha.items()}}
     (folder / "card.yaml").write_text(yaml.safe_dump(card), encoding="utf-8")
     return str(folder / "card.yaml")

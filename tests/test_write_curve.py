@@ -3,7 +3,6 @@ tiny corpus, the forgetting bookkeeping, the third-party hook through the exampl
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -11,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from rag_bench.cli import cli
@@ -23,6 +21,7 @@ from rag_bench.types import Hit, ProvidedEvidence
 from rag_bench.write_curve.heldout import select_held_out, task_without
 from rag_bench.write_curve.protocol import write_curve
 
+from tests.helpers import write_slice_card
 from tests.plugin_dist import env_with, rag_bench
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "rag-bench-example-plugin"
@@ -37,25 +36,7 @@ HELD = 6
 def write_card(folder: Path, task, name: str, train: int = 20, dev: int = 16, test: int = 8, distractors: int = 30) -> str:
     """A local task card cut from `task` with train, dev and test questions (those with gold evidence), their gold
     passages and a few other passages; returns the card's path."""
-    picked = []
-    for split, count in (("train", train), ("dev", dev), ("test", test)):
-        picked += [q for q in task.split(split) if q.gold_evidence][:count]
-    wanted = {d for q in picked for d in q.gold_doc_ids}
-    others = [p for p in task.corpus if p.doc_id not in wanted][:distractors]
-    corpus = [{"_id": p.doc_id, "title": p.title, "text": p.text}
-              for p in task.corpus if p.doc_id in wanted] + [{"_id": p.doc_id, "title": p.title, "text": p.text} for p in others]
-    queries = [{"_id": q.qid, "text": q.text, "answers": list(q.answers), "split": q.split,
-                "gold_doc_ids": list(q.gold_doc_ids), "gold_evidence": list(q.gold_evidence)} for q in picked]
-    folder.mkdir(parents=True)
-    sha = {}
-    for source, rows in (("corpus", corpus), ("queries", queries)):
-        text = "".join(json.dumps(r) + "\n" for r in rows)
-        (folder / f"{source}.jsonl").write_text(text, encoding="utf-8")
-        sha[source] = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    card = {"name": name, "version": 1, "builder": "jsonl", "splits": ["train", "dev", "test"], "k": [1, 5],
-            "sources": {s: {"path": f"{s}.jsonl", "sha256": h} for s, h in sha.items()}}
-    (folder / "card.yaml").write_text(yaml.safe_dump(card), encoding="utf-8")
-    return str(folder / "card.yaml")
+    return write_slice_card(folder, task, name, train, test, dev=dev, distractors=distractors)
 
 
 @pytest.fixture(scope="module")
