@@ -160,7 +160,8 @@ class RoutingCurve:
         patience = self.params.early_stop_patience
         if not patience or not self.points:
             return False
-        return sum(p["step"] > self.best()["step"] for p in self.points) >= patience
+        best = self.best()["step"]
+        return sum(p["step"] > best for p in self.points) >= patience
 
     def restore_best(self, model) -> None:
         """Load the best point's trainable state into `model` when training went on past it (the early stop)."""
