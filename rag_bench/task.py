@@ -2,9 +2,11 @@
 
 A task card is a YAML file (versioned like lm-evaluation-harness tasks) that
 names its raw sources with checksums, describes how corpus and questions are
-built, and gives splits, default k values and metrics. A prepared task holds
-the data in a BEIR-like contract: corpus, queries (with answers, split and
-gold evidence) and qrels.
+built, and gives splits, default k values and metrics. Its keys are declared
+in `rag_bench.task_schema` (each with its type and meaning; docs/TASK_CARDS.md
+shows the table), and `TaskCard.from_dict` validates every card against that
+schema. A prepared task holds the data in a BEIR-like contract: corpus,
+queries (with answers, split and gold evidence) and qrels.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from .errors import RagBenchError
+from .task_schema import DEFAULT_K, split_names, validate_card
 from .types import Passage, Question
 
 
@@ -82,7 +85,13 @@ class ExternalCorpus:
 
 @dataclass(frozen=True)
 class TaskCard:
-    """A parsed task card; `raw` keeps the whole YAML for the manifest."""
+    """A parsed task card; `raw` keeps the whole YAML for the manifest.
+
+    `metrics` is informational: the standard metric families
+    (`rag_bench.task_schema.METRIC_FAMILIES`) the task's gold data supports,
+    validated so that a typo is an error. A run computes every always-on
+    metric whatever it says; nothing reads it to choose metrics.
+    """
 
     name: str
     version: int
@@ -123,16 +132,12 @@ class TaskCard:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "<card>") -> "TaskCard":
-        if not isinstance(data, dict):
-            raise RagBenchError(f"task card {where}: expected a mapping at the top level")
-        missing = [key for key in ("name", "version", "sources", "splits") if key not in data]
-        if missing:
-            raise RagBenchError(f"task card {where}: missing {', '.join(missing)}")
+        """The card `data` (parsed YAML) once it validates against `rag_bench.task_schema`; `where` names it in errors."""
+        if where == "<card>" and isinstance(data, dict) and isinstance(data.get("name"), str):
+            where = data["name"]
+        validate_card(data, where)
         sources = []
-        for name, spec in (data["sources"] or {}).items():
-            absent = [key for key in ("path", "sha256") if key not in (spec or {})]
-            if absent:
-                raise RagBenchError(f"task card {where}: source {name!r} lacks {', '.join(absent)}")
+        for name, spec in data["sources"].items():
             sources.append(
                 SourceSpec(
                     name=name,
@@ -146,19 +151,16 @@ class TaskCard:
                     md5=spec.get("md5"),
                 )
             )
-        splits = data["splits"]
-        split_names = tuple(splits) if isinstance(splits, (dict, list)) else ()
-        if not split_names:
-            raise RagBenchError(f"task card {where}: `splits` names no split")
-        k = tuple(int(x) for x in data.get("k", (1, 5, 20)))
+        names = split_names(data["splits"])
+        k = tuple(int(x) for x in data.get("k", DEFAULT_K))
         return cls(
             name=str(data["name"]),
             version=int(data["version"]),
             description=str(data.get("description", "")).strip(),
             construction=str(data.get("construction", "")).strip(),
             sources=tuple(sources),
-            splits=split_names,
-            default_split=str(data.get("default_split", "test" if "test" in split_names else split_names[0])),
+            splits=names,
+            default_split=str(data.get("default_split", "test" if "test" in names else names[0])),
             k=k,
             metrics=tuple(data.get("metrics", ())),
             raw=data,
@@ -175,6 +177,11 @@ class TaskDefinition:
 
     card: TaskCard
     build: Builder
+
+    def __post_init__(self) -> None:
+        # However the card was made (from_dict validates; a dataclass built by hand does not), a registered task's
+        # card meets the schema.
+        validate_card(self.card.raw, self.card.name)
 
 
 @dataclass
