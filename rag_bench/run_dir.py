@@ -2,7 +2,9 @@
 judgements.jsonl (the judges' per-question results, append-only) and errors.log (full failure details).
 
 Records are appended and fsync'd per batch. A run killed mid-write leaves at
-most one partial last line, which `read_records` trims. The latest record
+most one partial last line: reading skips it and leaves the file as it is
+(the leaderboard reads runs that may still be resumed); the next append, when
+the run resumes, cuts it off first (`jsonl.repair_torn_tail`). The latest record
 for a question wins, so a failed question retried on resume replaces its
 failed record. metrics.json (the scores) exists only once a run has
 finished; measurements.json beside it holds the machine-dependent figures
@@ -15,10 +17,10 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from .errors import RagBenchError
-from .jsonl import dumps, write_json_atomic
+from .jsonl import dumps, read_jsonl, repair_torn_tail, write_json_atomic
 from .measurements import split_aggregates
 
 MANIFEST = "manifest.json"
@@ -77,15 +79,16 @@ class RunDir:
             shutil.rmtree(self.path)
 
     def read_records(self) -> dict[str, dict[str, Any]]:
-        """The latest record per question id; trims a partial last line left by a crash."""
-        return _read_latest(self.records_path, lambda row: row["qid"])
+        """The latest record per question id, in the order of first appearance; skips a partial last line left by
+        a crash and never modifies the file."""
+        return _read_latest(self.records_path, ("qid",))
 
     def append_records(self, records: Iterable[dict[str, Any]]) -> None:
         _append(self.records_path, records)
 
     def read_judgements(self) -> dict[tuple[str, str], dict[str, Any]]:
         """The latest judgement per (judge, question id)."""
-        return _read_latest(self.judgements_path, lambda row: (row["judge"], row["qid"]))
+        return _read_latest(self.judgements_path, ("judge", "qid"))
 
     def append_judgements(self, rows: Iterable[dict[str, Any]]) -> None:
         _append(self.judgements_path, rows)
@@ -117,30 +120,22 @@ def read_json(path: Path) -> Any:
         raise RagBenchError(f"{path}: unreadable JSON ({exc}); remove it or rerun the run that made it") from None
 
 
-def _read_latest(path: Path, key: Callable[[dict[str, Any]], Any]) -> dict[Any, dict[str, Any]]:
-    """The last row per `key` of an append-only JSONL file; trims a partial last line left by a crash."""
-    latest: dict[Any, dict[str, Any]] = {}
+def _read_latest(path: Path, key: tuple[str, ...]) -> dict[Any, dict[str, Any]]:
+    """The last row per `key` (one field, or a tuple of fields) of an append-only JSONL file, read only: a partial
+    last line left by a crash is skipped, a bad line before it is an error."""
     if not path.is_file():
-        return latest
-    with open(path, "rb") as fh:
-        data = fh.read()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):  # the tail of a write that never finished
-        with open(path, "r+b") as fh:
-            fh.truncate(end)
-    for number, line in enumerate(data[:end].decode("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise RagBenchError(f"{path}:{number}: corrupted record; rerun with --overwrite to start fresh") from None
-        latest[key(row)] = row
-    return latest
+        return {}
+    rows = read_jsonl(path, key, torn_tail="skip",
+                      bad_line="corrupted record: {error}; rerun with --overwrite to start fresh")
+    if len(key) == 1:
+        return {row[key[0]]: row for row in rows}
+    return {tuple(row[field] for field in key): row for row in rows}
 
 
 def _append(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    """Append rows as JSON lines and fsync, so a crash loses at most the rows of this call."""
+    """Append rows as JSON lines and fsync, so a crash loses at most the rows of this call; a partial last line a
+    crash left is cut off first, so the rows start lines of their own."""
+    repair_torn_tail(path)
     with open(path, "a", encoding="utf-8", newline="\n") as fh:
         for row in rows:
             fh.write(dumps(row) + "\n")

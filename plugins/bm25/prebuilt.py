@@ -26,6 +26,8 @@ def passage_from_raw(doc_id: str, raw: str) -> Passage:
     try:
         row = json.loads(raw)
     except json.JSONDecodeError:
+        row = None
+    if not isinstance(row, dict):  # plain contents (that may parse as a JSON number or string: "1984")
         row = {"contents": raw}
     if "text" in row:
         return Passage(doc_id, str(row.get("title", "")), str(row["text"]))

@@ -8,24 +8,17 @@ from pathlib import Path
 
 import click
 
-from rag_bench.api import Passage, RagBenchError, parse_assignments, parse_params, parse_steps, write_json_atomic
+from rag_bench.api import (
+    Passage, RagBenchError, parse_assignments, parse_params, parse_steps, read_jsonl, write_json_atomic,
+)
 
 from .config import WRITE_LR, WRITE_STEPS  # config is light: no torch at CLI start
 
 
 def read_passages(path: Path) -> list[Passage]:
     """Passages from a JSON-lines file with doc_id, title (optional) and text."""
-    passages = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                passages.append(Passage(str(row["doc_id"]), str(row.get("title", "")), str(row["text"])))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise RagBenchError(f"{path}:{number}: expected a JSON object with doc_id and text ({exc})") from None
-    return passages
+    rows = read_jsonl(path, ("doc_id", "text"), bad_line="expected a JSON object with doc_id and text ({error})")
+    return [Passage(str(row["doc_id"]), str(row.get("title", "")), str(row["text"])) for row in rows]
 
 
 def settings(pairs) -> "LLMMemoryParams":

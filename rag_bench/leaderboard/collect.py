@@ -8,7 +8,6 @@ question id, no dataset text), which is all that significance marks need.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,21 +69,11 @@ class Entry:
         return None if agg is None else agg.get("value")
 
     def records(self) -> Iterator[dict[str, Any]]:
-        """Per-question records (latest per qid, in file order); none for published results."""
-        if self.records_path is None or not self.records_path.is_file():
+        """Per-question records (latest per qid, in file order); none for published results. Read only: the
+        partial last line of a run killed mid-write is skipped, not cut off (the run may yet be resumed)."""
+        if self.records_path is None:
             return iter(())
-        latest: dict[str, dict[str, Any]] = {}
-        with open(self.records_path, encoding="utf-8") as fh:
-            for line in fh:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a partial last line of an interrupted write
-                latest[record["qid"]] = record
-        return iter(latest.values())
+        return iter(RunDir(self.records_path.parent).read_records().values())
 
 
 def _entry(manifest: dict[str, Any], metrics: dict[str, Any], scores: dict[str, dict[str, float]],
