@@ -1,4 +1,5 @@
-"""Turn `-P key=value` strings into a plugin's typed settings dataclass."""
+"""Turn `-P key=value` strings into a plugin's typed settings dataclass; `Configurable`, the settings part that
+providers and readers share."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import dataclasses
 import difflib
 import types
 import typing
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import RagBenchError
 
@@ -68,6 +69,33 @@ def parse_params(params_type: type, raw: dict[str, Any], owner: str) -> Any:
         return params_type(**values)
     except (TypeError, ValueError) as exc:
         raise RagBenchError(f"{owner}: {exc}") from None
+
+
+class Configurable:
+    """The settings part of a plugin class (`EvidenceProvider`, `Reader`): a frozen dataclass `Params` the user
+    sets (``-P``/``-R key=value``), the instance's `params`, and what of them a run records."""
+
+    Params: ClassVar[type] = NoParams
+    #: Settings that change speed or robustness, not results (threads, concurrency, decoding limits): recorded in
+    #: the manifest and the run's id, left out of `fixed_settings` (a provider's cache key, a reader's part of
+    #: the configuration hash), so changing one reuses prepared state or resumes a run.
+    runtime_settings: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, params: Any = None):
+        self.params = params if params is not None else self.Params()
+
+    @classmethod
+    def from_strings(cls, raw: dict[str, Any], owner: str) -> Any:
+        """An instance with its `Params` parsed from user strings (`parse_params`); `owner` names it in errors."""
+        return cls(parse_params(cls.Params, raw, owner))
+
+    def settings(self) -> dict[str, Any]:
+        """The resolved settings, JSON-ready, for the manifest; override to add resolved values or drop secrets."""
+        return params_to_dict(self.params)
+
+    def fixed_settings(self) -> dict[str, Any]:
+        """`settings` less `runtime_settings`."""
+        return {k: v for k, v in self.settings().items() if k not in self.runtime_settings}
 
 
 def parse_assignments(pairs: typing.Iterable[str]) -> dict[str, str]:

@@ -16,7 +16,6 @@ from typing import Any
 from .jsonl import fingerprint, write_json_atomic
 from .locks import exclusive
 from .manifest import now
-from .params import parse_params
 from .paths import cache_dir
 from .provider import EvidenceProvider
 from .reader import Reader
@@ -29,14 +28,12 @@ PREPARED_MARKER = ".rag_bench_prepared.json"
 
 def build_provider(name: str, raw_params: dict[str, str]) -> EvidenceProvider:
     """The registered provider `name` with its settings parsed from ``-P`` strings (`parse_params`)."""
-    cls = registry().providers.get(name)
-    return cls(parse_params(cls.Params, raw_params, f"provider {name}"))
+    return registry().providers.get(name).from_strings(raw_params, f"provider {name}")
 
 
 def build_reader(name: str, raw_params: dict[str, str]) -> Reader:
     """The registered reader `name` with its settings parsed from ``-R`` strings."""
-    cls = registry().readers.get(name)
-    return cls(parse_params(cls.Params, raw_params, f"reader {name}"))
+    return registry().readers.get(name).from_strings(raw_params, f"reader {name}")
 
 
 def provider_workdir(provider_name: str, provider: EvidenceProvider, task: Task) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from .errors import RagBenchError
-from .params import NoParams, json_ready, params_to_dict
+from .params import Configurable, json_ready
 from .types import Passage, ProvidedEvidence, Question
 
 if TYPE_CHECKING:
@@ -37,12 +37,13 @@ class WriteCost:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-class EvidenceProvider(ABC):
+class EvidenceProvider(Configurable, ABC):
     """A way of giving a reader evidence for a question: the thing rag-bench scores.
 
     Subclass it, declare settings as a frozen dataclass in `Params` (the user
-    sets them with ``-P key=value``), and register the class from a plugin's
-    ``register_providers`` hook. The harness calls, in order:
+    sets them with ``-P key=value``; `Configurable` holds them), and register
+    the class from a plugin's ``register_providers`` hook. The harness calls,
+    in order:
 
     1. ``prepare(task, workdir)``: build or load state (an index, a trained
        memory). `workdir` is a cache folder owned by this provider, keyed by
@@ -66,7 +67,6 @@ class EvidenceProvider(ABC):
     Bump `version` when a change makes cached state in `workdir` invalid.
     """
 
-    Params: ClassVar[type] = NoParams
     version: ClassVar[str] = "1"
     #: One line for `rag-bench plugins`.
     description: ClassVar[str] = ""
@@ -77,25 +77,17 @@ class EvidenceProvider(ABC):
     #: passages, ``task.corpus`` empty): it searches those artefacts, or refuses with its own message. Others are
     #: refused by the harness before `prepare`.
     handles_external_corpus: ClassVar[bool] = False
-    #: Settings that change only `provide` (threads, decoding limits, which questions get controls), not what
-    #: `prepare` builds: they stay in the manifest and the run's id but out of the workdir's cache key, so
-    #: changing one reuses the prepared state.
-    runtime_settings: ClassVar[tuple[str, ...]] = ()
+    # `runtime_settings` (Configurable): settings that change only `provide` (threads, decoding limits, which
+    # questions get controls), not what `prepare` builds: they stay in the manifest and the run's id but out of
+    # the workdir's cache key, so changing one reuses the prepared state.
     #: True when `write` optimises each new passage for a number of steps (a learned memory: llm_memory's z_new):
     #: ``rag-bench write-curve`` then scores one point per step count of ``--steps``. False: `steps` is ignored and
     #: the write curve has one point (an index insert).
     write_takes_steps: ClassVar[bool] = False
 
-    def __init__(self, params: Any = None):
-        self.params = params if params is not None else self.Params()
-
-    def settings(self) -> dict[str, Any]:
-        """The resolved settings, JSON-ready; they go into the manifest and the run's id."""
-        return params_to_dict(self.params)
-
     def state_settings(self) -> dict[str, Any]:
         """The settings the prepared state depends on: `settings` less `runtime_settings` (the cache key)."""
-        return {k: v for k, v in self.settings().items() if k not in self.runtime_settings}
+        return self.fixed_settings()
 
     @abstractmethod
     def prepare(self, task: "Task", workdir: Path) -> None:

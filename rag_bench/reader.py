@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from concurrent.futures import Future
 from typing import Any, ClassVar, Sequence
 
-from .params import NoParams, json_ready, params_to_dict
+from .params import Configurable, json_ready
 from .types import Question, ReaderAnswer
 
 
@@ -14,36 +14,29 @@ from .types import Question, ReaderAnswer
 DECODING_SETTINGS = ("temperature", "top_p", "max_tokens", "max_new_tokens", "seed")
 
 
-class Reader(ABC):
+class Reader(Configurable, ABC):
     """Turns a question and its evidence into a short answer.
 
     Every provider in a comparison is read by the same reader, so answer
-    metrics differ only by the evidence. Declare settings in `Params`;
-    `settings()` goes into the manifest and must never include secrets.
+    metrics differ only by the evidence. Declare settings in `Params`
+    (`Configurable` holds them); `settings()` goes into the manifest and must
+    never include secrets.
     """
 
-    Params: ClassVar[type] = NoParams
     description: ClassVar[str] = ""
     #: False for readers that produce no answers (answer metrics are skipped).
     answers: ClassVar[bool] = True
-    #: Settings that change speed or robustness, not answers (e.g. concurrency): recorded
-    #: in the manifest but left out of the run's configuration hash, so a resume may change them.
-    runtime_settings: ClassVar[tuple[str, ...]] = ()
+    # `runtime_settings` (Configurable): settings that change speed or robustness, not answers (e.g.
+    # concurrency): recorded in the manifest but left out of the run's configuration hash, so a resume may
+    # change them.
     #: True when `submit` returns before the answers are in (calls queued behind the batches already
     #: submitted): the runner then hands over the next batch before this one is back, so a remote
     #: endpoint is never idle between batches. False: `submit` reads in the caller's thread.
     queues_reads: ClassVar[bool] = False
 
-    def __init__(self, params: Any = None):
-        self.params = params if params is not None else self.Params()
-
-    def settings(self) -> dict[str, Any]:
-        """Settings recorded in the manifest; override to drop secrets."""
-        return params_to_dict(self.params)
-
     def answer_settings(self) -> dict[str, Any]:
         """The settings answers depend on: `settings` less `runtime_settings` (they go into the run's id)."""
-        return {k: v for k, v in self.settings().items() if k not in self.runtime_settings}
+        return self.fixed_settings()
 
     def limit_consecutive_failures(self, limit: int | None) -> None:
         """After `limit` failed calls in a row, answer the rest as failed without calling (a dead endpoint).
