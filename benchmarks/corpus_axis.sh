@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs that make the corpus-size axis (issue 29; docs/RESULTS.md "Corpus-size axis",
-# rag_bench/report/corpus_axis.py): every provider on every member of the NQ corpus family
+# rag_bench/study/report/corpus_axis.py): every provider on every member of the NQ corpus family
 # (docs/TASKS_NQ_FAMILY.md), then their publication and the regenerated report and board.
 #
 #   bash benchmarks/corpus_axis.sh              # run everything (hours on 2 CPU cores: llm_memory trains 5 times)

@@ -58,7 +58,8 @@ OpenAI-compatible endpoints (the `openai` reader and the judges)
     `CACHE_HEADER` marks a reply served from the cache.
 
 Metrics and judges
-    `Metric`, `Aggregate`, `RunContext`; an LLM judge subclasses `Judge` and
+    `Metric`, `Aggregate`, `RunSetup` (what a judge's preflight checks), `RunContext`
+    (what scoring sees: the setup and the run's efficiency figures); an LLM judge subclasses `Judge` and
     returns a `Judgement` per question, with a `Failure` (kind
     `ENDPOINT_DOWN` when the breaker opened) for what it could not score.
     Scoring functions: `exact_match`, `f1_score`, `answer_match` (answers),
@@ -94,7 +95,7 @@ from .judging import ENDPOINT_DOWN, Failure, Judge, Judgement
 from .lexical import BM25_B, BM25_K1, BM25_STEMMER, BM25_STOPWORDS, bm25_neighbours, bm25_tokenizer
 from .locks import exclusive
 from .manifest import now, software
-from .metric import Aggregate, Metric, RunContext
+from .metric import Aggregate, Metric, RunContext, RunSetup
 from .params import NoParams, params_to_dict, parse_assignments, parse_params, parse_steps
 from .paths import cache_dir
 from .plugins import warn
@@ -133,7 +134,7 @@ __all__ = [
     "CACHE_HEADER", "CircuitBreaker", "Endpoint", "EndpointDown", "EndpointParams", "api_failure", "async_client",
     "describe_error", "failure_kind", "preflight",
     # metrics and judges
-    "Aggregate", "ENDPOINT_DOWN", "Failure", "Judge", "Judgement", "Metric", "RunContext", "all_gold_at",
+    "Aggregate", "ENDPOINT_DOWN", "Failure", "Judge", "Judgement", "Metric", "RunContext", "RunSetup", "all_gold_at",
     "answer_match", "exact_match", "f1_score", "has_answer", "hit_at", "mean_with_ci", "mrr_at", "ndcg_at",
     "recall_at", "rouge_l", "statistic_with_ci",
     # tasks

@@ -173,7 +173,7 @@ def tasks():
 @click.option("--force", is_flag=True, help="Rebuild the task from its sources even if prepared.")
 def prepare(task_name, provider, provider_params, force):
     """Prepare a task (verify sources, build corpus/queries/qrels) and optionally a provider's state."""
-    from .runner import build_provider, prepare_provider
+    from .preparation import build_provider, prepare_provider
     from .task_store import load_task
 
     provider_obj = build_provider(provider, parse_assignments(provider_params)) if provider else None
@@ -191,8 +191,8 @@ def prepare(task_name, provider, provider_params, force):
 from .leaderboard.cli import leaderboard as _leaderboard  # noqa: E402  (click only; heavy imports are lazy)
 
 from .sweep.cli import sweep as _sweep  # noqa: E402
-from .analysis.cli import analyze as _analyze  # noqa: E402
-from .report.cli import report as _report  # noqa: E402
+from .study.analysis.cli import analyze as _analyze  # noqa: E402
+from .study.report.cli import report as _report  # noqa: E402
 from .write_curve.cli import write_curve as _write_curve  # noqa: E402
 
 cli.add_command(_leaderboard)

@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import traceback
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from .manifest import now
 
-if TYPE_CHECKING:
-    from .judging import Failure
-
 #: Libraries whose log records (instructor's retry dumps, LiteLLM, httpx) go to the log file while judges run.
 LIBRARY_LOGGERS = ("instructor", "ragas", "refchecker", "ragchecker", "litellm", "LiteLLM", "httpx", "openai")
+
+
+@dataclass
+class Failure:
+    """Why one metric of one question has no value: a short `kind`, a one-line `reason`, the full `detail` for the log."""
+
+    kind: str
+    reason: str
+    detail: str = ""
+
+    @classmethod
+    def from_exception(cls, kind: str, exc: BaseException, reason: str | None = None) -> "Failure":
+        line = reason or " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        return cls(kind, line, "".join(traceback.format_exception(exc)))
+
 
 
 class FailureLog:
@@ -23,7 +37,7 @@ class FailureLog:
     def __init__(self, path: Path):
         self.path = path
 
-    def write(self, source: str, qid: str, metric: str, failure: "Failure") -> None:
+    def write(self, source: str, qid: str, metric: str, failure: Failure) -> None:
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(f"{now()} {source} {qid} {metric}: [{failure.kind}] {failure.reason}\n")
             if failure.detail:

@@ -1,22 +1,28 @@
-"""Turn a run's records into metrics.json: every registered metric, aggregated with intervals."""
+"""Turn a run's records into metrics.json in one scoring pass: every metric, then the judges, with intervals.
+
+`score_run` is the one entry: the runner calls it once, after the question
+loop, with the complete `RunContext` and the metrics it resolved from the
+registry when it planned the run (`selected_metrics`).
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any, Mapping, Sequence
 
-from .diagnostics import count_kinds, reader_failure_kind
-from .judging import Judge, Judgement
-from .metric import Aggregate, RunContext
+from .diagnostics import FailureLog, count_kinds, reader_failure_kind
+from .judging import Judge, Judgement, judge_questions
+from .metric import Aggregate, Metric, RunContext
 from .plugins import warn
-from .registry import registry
+from .registry import Kind
+from .run_dir import RunDir
 from .scoring.bootstrap import mean_with_ci
 from .types import Question
 
 
-def selected_metrics(judges: Sequence[str]) -> dict[str, Any]:
-    """Every always-on metric plus the opt-in ones named in `judges`."""
-    kind = registry().metrics
+def selected_metrics(kind: Kind[Metric], judges: Sequence[str]) -> dict[str, Metric]:
+    """Every always-on metric of the registry's `kind` plus the opt-in ones named in `judges` (an unknown name
+    raises, naming the close ones)."""
     chosen = {name: kind.get(name) for name in judges}
     for name in kind.names():
         metric = kind.get(name)
@@ -25,24 +31,45 @@ def selected_metrics(judges: Sequence[str]) -> dict[str, Any]:
     return chosen
 
 
+def score_run(records: Sequence[dict[str, Any]], questions: Sequence[Question], ctx: RunContext,
+              metrics: Mapping[str, Metric], run: RunDir, log: FailureLog) -> tuple[dict[str, Any], dict[str, dict[str, Judgement]]]:
+    """The run's metrics.json content and each judge's judgements: the metrics first (nothing is paid for
+    before they succeed), then the judges over the answered questions, added beside them."""
+    scores = compute_metrics(records, questions, ctx, metrics)
+    judgements = judge_all(records, questions, ctx, metrics, run, log)
+    add_judgements(scores, questions, judgements)
+    return scores, judgements
+
+
+def judge_all(records: Sequence[dict[str, Any]], questions: Sequence[Question], ctx: RunContext,
+              metrics: Mapping[str, Metric], run: RunDir, log: FailureLog) -> dict[str, dict[str, Judgement]]:
+    """Per judge (`rag_bench.judging.Judge`) among `metrics`, the judgement of each answered question."""
+    if not ctx.reader_answers:  # nothing to judge (the preflight said so)
+        return {}
+    ok = [(r, q) for r, q in zip(records, questions) if r.get("status") == "ok"]
+    judgements: dict[str, dict[str, Judgement]] = {}
+    with log.capture_libraries():
+        for name, judge in metrics.items():
+            if isinstance(judge, Judge):
+                judgements[name] = judge_questions(name, judge, [r for r, _ in ok], [q for _, q in ok], ctx, run, log)
+    return judgements
+
+
 def compute_metrics(
     records: Sequence[dict[str, Any]],
     questions: Sequence[Question],
     ctx: RunContext,
-    judges: Sequence[str] = (),
+    metrics: Mapping[str, Metric],
 ) -> dict[str, Any]:
-    """Per-question scores and aggregates for the records of `questions` (same order).
-
-    LLM judges (`rag_bench.judging.Judge`) are left out: the runner asks them
-    through `judge_questions` and adds their judgements with `add_judgements`.
-    """
+    """Per-question scores and aggregates of every metric but the judges, for the records of `questions` (same
+    order); `judge_all` asks the judges and `add_judgements` adds their values."""
     per_question: dict[str, dict[str, float]] = {q.qid: {} for q in questions}
     aggregates: dict[str, Aggregate] = {}
     ok = [(r, q) for r, q in zip(records, questions) if r.get("status") == "ok"]
     ok_records = [r for r, _ in ok]
     ok_questions = [q for _, q in ok]
     sources: dict[str, str] = {}
-    for name, metric in selected_metrics(judges).items():
+    for name, metric in metrics.items():
         if isinstance(metric, Judge):
             continue
         for question, values in zip(ok_questions, metric.score(ok_records, ok_questions, ctx)):

@@ -15,36 +15,21 @@ reused. Full exception texts go to the run's ``errors.log``, never the terminal.
 
 from __future__ import annotations
 
-import traceback
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
+from .diagnostics import Failure, FailureLog
 from .errors import RagBenchError
 from .jsonl import fingerprint
 from .metric import Metric, RunContext
 from .types import Question
 
 if TYPE_CHECKING:
-    from .diagnostics import FailureLog
     from .run_dir import RunDir
 
 #: The failure kind of a call not sent because its endpoint failed too many calls in a row; it stops the run.
 ENDPOINT_DOWN = "endpoint down"
-
-
-@dataclass
-class Failure:
-    """Why one metric of one question has no value: a short `kind`, a one-line `reason`, the full `detail` for the log."""
-
-    kind: str
-    reason: str
-    detail: str = ""
-
-    @classmethod
-    def from_exception(cls, kind: str, exc: BaseException, reason: str | None = None) -> "Failure":
-        line = reason or " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        return cls(kind, line, "".join(traceback.format_exception(exc)))
 
 
 @dataclass

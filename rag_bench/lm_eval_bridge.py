@@ -34,7 +34,8 @@ from lm_eval.api.registry import register_model
 from .errors import RagBenchError
 from .provider import provide_evidence
 from .reader import checked_answers
-from .runner import build_provider, build_reader, prepare_provider, split_reader_spec
+from .preparation import build_provider, build_reader, prepare_provider
+from .run_plan import split_reader_spec
 from .task_store import load_task
 from .types import Question
 

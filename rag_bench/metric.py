@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from .types import Question
@@ -12,13 +12,9 @@ if TYPE_CHECKING:
     from .task import Task
 
 
-@dataclass
-class RunContext:
-    """What a metric may know about the run it scores.
-
-    `efficiency` holds run-level measurements: ``prepare_s``,
-    ``footprint_bytes`` (by part), ``peak_rss_bytes``.
-    """
+@dataclass(frozen=True)
+class RunSetup:
+    """What is known of a run before its question loop: what a judge's `Metric.preflight` checks."""
 
     task: "Task"
     split: str
@@ -26,12 +22,25 @@ class RunContext:
     provider: str
     reader: str
     reader_answers: bool
-    efficiency: dict[str, Any] = field(default_factory=dict)
     #: The reader's manifest settings (judges reuse its endpoint) and the `-J` judge settings.
     reader_settings: dict[str, Any] = field(default_factory=dict)
     judge_settings: dict[str, str] = field(default_factory=dict)
     #: Failed calls in a row after which a judge stops calling its endpoint (None: never).
     max_consecutive_failures: int | None = None
+
+
+@dataclass(frozen=True)
+class RunContext(RunSetup):
+    """What a metric may know about the run it scores: its setup and, measured once the questions are answered,
+    `efficiency`: ``prepare_s``, ``footprint_bytes`` (by part), ``peak_rss_bytes``, ``num_passages`` and the
+    manifest's ``first_session``. Built complete, after the question loop, before any metric or judge scores."""
+
+    efficiency: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def after_loop(cls, setup: RunSetup, efficiency: dict[str, Any]) -> "RunContext":
+        """The scoring context of a run whose question loop has ended."""
+        return cls(**{f.name: getattr(setup, f.name) for f in fields(RunSetup)}, efficiency=efficiency)
 
 
 @dataclass
@@ -68,9 +77,9 @@ class Metric(ABC):
     #: Opt-in metrics (costly judges) run only when named with --judges.
     opt_in: ClassVar[bool] = False
 
-    def preflight(self, ctx: RunContext) -> None:
+    def preflight(self, setup: RunSetup) -> None:
         """Fail fast, before the question loop, on what would break scoring later
-        (a judge's endpoint, key or model). `ctx.efficiency` is still empty here."""
+        (a judge's endpoint, key or model). Scoring gets the complete `RunContext` later."""
 
     def score(self, records: Sequence[dict[str, Any]], questions: Sequence[Question], ctx: RunContext) -> list[dict[str, float]]:
         return [self.score_one(record, question, ctx) for record, question in zip(records, questions)]

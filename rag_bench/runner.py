@@ -1,4 +1,8 @@
-"""`rag-bench run`: provider x task x split x reader -> a resumable run directory."""
+"""`rag-bench run`: execute a planned run (`rag_bench.run_plan`) into a resumable run directory.
+
+Orchestration only: provide and read the questions batch by batch, write each batch's records, keep the manifest's
+status true on any failure, then score once (`rag_bench.evaluate.score_run`) with the complete run context.
+"""
 
 from __future__ import annotations
 
@@ -9,101 +13,46 @@ import sys
 import time
 from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
-from .errors import RagBenchError
 from .diagnostics import FailureLog
-from .evaluate import add_judgements, compute_metrics
-from .judging import Judge, Judgement, judge_questions
-from .jsonl import fingerprint
+from .errors import RagBenchError
+from .evaluate import score_run
 from .locks import exclusive
 from .lookahead import Lookahead
-from .manifest import now, software
-from .metric import RunContext
-from .params import json_ready
+from .manifest import now
+from .metric import RunContext, RunSetup
 from .plugins import warn_about_broken_plugins
 from .preparation import build_provider, build_reader, prepare_provider
-from .provider import EvidenceProvider, provide_evidence, provider_metadata
+from .provider import EvidenceProvider, provide_evidence
 from .reader import Reader, checked_answers, reader_fingerprint
-from .registry import registry
+from .records import failure_streak, make_record, sum_usage
 from .run_dir import RunDir
-from .task import Task
-from .task_store import load_task
+from .run_plan import RunConfig, RunPlan, new_manifest, plan_run, split_reader_spec
 from .types import Question
 
+#: What other modules import from here: the run's entry points, and for convenience the building blocks a script
+#: driving a provider or reader by hand needs.
+__all__ = ["RunConfig", "RunPlan", "RunResult", "build_provider", "build_reader", "execute", "plan_run",
+           "prepare_provider", "seed_everything", "split_reader_spec"]
+
+
 @dataclass
-class RunConfig:
-    """Everything that defines a run; equal configs share a run directory."""
+class RunResult:
+    """A finished (or resumed) run: its folder, metrics, manifest and the questions computed in this session."""
 
-    provider: str
-    task: str
-    split: str | None = None
-    limit: int | None = None
-    ks: tuple[int, ...] | None = None
-    #: Evidence texts the reader sees (the top of the ranking); at most the largest k.
-    reader_k: int = 5
-    provider_params: dict[str, str] = field(default_factory=dict)
-    reader: str = "none"
-    reader_params: dict[str, str] = field(default_factory=dict)
-    judges: tuple[str, ...] = ()
-    judge_params: dict[str, str] = field(default_factory=dict)
-    batch_size: int = 32
-    seed: int = 0
-    runs_dir: Path = Path("runs")
-    overwrite: bool = False
-    #: Failed reader or judge calls in a row after which the run stops as `failed` (None or 0: never).
-    max_consecutive_failures: int | None = 10
-    #: Provide the next batch while the reader reads this one (False: one after the other). Results are the same.
-    overlap: bool = True
-
-
-def split_reader_spec(spec: str) -> tuple[str, dict[str, str]]:
-    """`openai:gpt-4o-mini` -> ("openai", {"model": "gpt-4o-mini"})."""
-    name, sep, model = spec.partition(":")
-    return name, ({"model": model} if sep and model else {})
-
-
-def config_hash(cfg: RunConfig, provider: EvidenceProvider, reader: Reader, task: Task, split: str, ks: Sequence[int],
-                reader_k: int) -> str:
-    key = {
-        "provider": cfg.provider,
-        "provider_version": provider.version,
-        "provider_settings": provider.settings(),
-        "task": task.name,
-        "task_version": task.version,
-        "task_files": task.files_sha256,
-        "split": split,
-        "limit": cfg.limit,
-        "ks": list(ks),
-        "reader_k": reader_k,
-        "reader": cfg.reader,
-        "reader_settings": reader.answer_settings(),
-        "seed": cfg.seed,
-    }
-    return fingerprint(key, 12)
-
-
-def run_dir_for(cfg: RunConfig, task: Task, digest: str, split: str) -> Path:
-    """`<runs>/<task>/<provider>__<split>__<reader>__<config hash>`."""
-    reader = cfg.reader.replace(":", "-").replace("/", "_")
-    return cfg.runs_dir / task.name / f"{cfg.provider}__{split}__{reader}__{digest}"
-
-
-def check_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise RagBenchError(f"cannot write to the runs directory {folder}: {exc.strerror}; pass --runs-dir DIR") from None
+    path: Path
+    metrics: dict[str, Any]
+    manifest: dict[str, Any]
+    computed: int
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and (when loaded) torch's generators."""
     random.seed(seed)
     try:
         import numpy as np
@@ -116,102 +65,18 @@ def seed_everything(seed: int) -> None:
 
 
 def peak_rss_bytes() -> int:
+    """This process's peak resident memory so far."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def resolve_ks(cfg: RunConfig, task: Task) -> tuple[int, ...]:
-    ks = tuple(sorted(set(cfg.ks or task.card.k)))
-    if not ks or ks[0] < 1:
-        raise RagBenchError(f"-k values must be positive integers, got {list(ks)}")
-    if task.corpus and ks[-1] > len(task.corpus):
-        raise RagBenchError(f"-k {ks[-1]} is larger than the corpus of {task.name} ({len(task.corpus)} passages)")
-    return ks
-
-
-def resolve_reader_k(cfg: RunConfig, ks: Sequence[int]) -> int:
-    """The reader depth a run uses: `--reader-k`, capped at the ranking depth (the largest k)."""
-    if cfg.reader_k < 1:
-        raise RagBenchError(f"--reader-k must be at least 1, got {cfg.reader_k}")
-    return min(cfg.reader_k, max(ks))
-
-
-def make_record(question: Question, evidence: Any, answer: Any, provide_ms: float, read_ms: float) -> dict[str, Any]:
-    timings = {"provide": provide_ms, "read": read_ms, "total": provide_ms + read_ms}
-    for stage, ms in evidence.timings_ms.items():
-        if stage != "total":  # a provider's own per-question total is already `provide`
-            timings[f"provide.{stage}"] = ms
-    failed = answer.error is not None
-    return {
-        "qid": question.qid,
-        "question": question.text,
-        "answers": list(question.answers),
-        "gold_doc_ids": list(question.gold_doc_ids),
-        "hits": [[hit.doc_id, float(hit.score)] for hit in evidence.hits],
-        "evidence": list(evidence.evidence),
-        "provider_info": json_ready(evidence.info),
-        "answer": answer.answer,
-        "reader_error": answer.error,
-        "reader_info": json_ready(answer.info),
-        "usage": answer.usage,
-        "timings_ms": timings,
-        "status": "failed" if failed else "ok",
-    }
-
-
-def sum_usage(usages: Iterable[dict[str, Any] | None]) -> dict[str, float]:
-    """Token counts (and `cost_usd` where a price is set) summed over usage dicts (a record's or a judgement's)."""
-    total: dict[str, float] = {}
-    for usage in usages:
-        for key, value in (usage or {}).items():
-            if isinstance(value, (int, float)):
-                total[key] = total.get(key, 0) + value
-    return total
-
-
-@dataclass
-class RunResult:
-    path: Path
-    metrics: dict[str, Any]
-    manifest: dict[str, Any]
-    computed: int
-
-
-@dataclass
-class RunPlan:
-    """A configuration resolved against the registry and its task: what would run, and in which folder."""
-
-    provider: EvidenceProvider
-    reader: Reader
-    task: Task
-    split: str
-    questions: list[Question]
-    ks: tuple[int, ...]
-    digest: str
-    path: Path
-    reader_k: int
-
-
-def plan_run(cfg: RunConfig) -> RunPlan:
-    """Check a configuration and find its run folder without running anything (the task is prepared if needed)."""
-    if cfg.batch_size < 1:
-        raise RagBenchError("--batch-size must be at least 1")
-    if cfg.limit is not None and cfg.limit < 1:
-        raise RagBenchError("--limit must be at least 1")
-    provider = build_provider(cfg.provider, cfg.provider_params)
-    reader = build_reader(cfg.reader, cfg.reader_params)
-    for judge in cfg.judges:
-        registry().metrics.get(judge)  # an unknown judge fails before any work
-    task = load_task(cfg.task)
-    split = cfg.split or task.card.default_split
-    questions = task.split(split)
-    if cfg.limit is not None:
-        questions = questions[: cfg.limit]
-    if not questions:
-        raise RagBenchError(f"task {task.name} split {split!r} has no questions")
-    ks = resolve_ks(cfg, task)
-    reader_k = resolve_reader_k(cfg, ks)
-    digest = config_hash(cfg, provider, reader, task, split, ks, reader_k)
-    return RunPlan(provider, reader, task, split, questions, ks, digest, run_dir_for(cfg, task, digest, split), reader_k)
+def check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise RagBenchError(f"cannot write to the runs directory {folder}: {exc.strerror}; pass --runs-dir DIR") from None
 
 
 def execute(cfg: RunConfig, argv: Sequence[str] | None = None) -> RunResult:
@@ -226,12 +91,11 @@ def execute(cfg: RunConfig, argv: Sequence[str] | None = None) -> RunResult:
 
 
 def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) -> RunResult:
-    provider, reader, task, split, questions, ks, digest = (
-        plan.provider, plan.reader, plan.task, plan.split, plan.questions, plan.ks, plan.digest)
+    provider, reader, task, split, questions, ks = plan.provider, plan.reader, plan.task, plan.split, plan.questions, plan.ks
     run = RunDir(plan.path)
     seed_everything(cfg.seed)
 
-    ctx = RunContext(
+    setup = RunSetup(
         task=task,
         split=split,
         ks=ks,
@@ -245,8 +109,8 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
     reader.limit_consecutive_failures(cfg.max_consecutive_failures)
     reader.preflight()
     reader.prepare(task)
-    for judge in cfg.judges:
-        registry().metrics.get(judge).preflight(ctx)
+    for judge in plan.judges(cfg.judges):
+        judge.preflight(setup)
     # A reader that queues its calls (`Reader.queues_reads`) gets the next batch before this one is back, so
     # its endpoint is not idle between batches; records are still written batch by batch, in question order.
     reads_ahead = 1 if cfg.overlap and reader.queues_reads else 0
@@ -257,7 +121,7 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
     if cfg.overwrite:  # only now: a failed preflight or preparation keeps the earlier run
         run.reset()
     run.path.mkdir(parents=True, exist_ok=True)
-    manifest = run.read_manifest() if run.exists() else _new_manifest(cfg, plan, argv)
+    manifest = run.read_manifest() if run.exists() else new_manifest(cfg, plan, argv)
     check_reader_fingerprint(manifest, reader_fingerprint(cfg.reader, reader), run.path)
     manifest["status"] = "running"
     manifest.setdefault("sessions", []).append(session)
@@ -324,19 +188,12 @@ def _execute_planned(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) 
     # reader's concurrency bounds.
     session["question_loop_s"] = round(time.perf_counter() - loop_started, 3)
     try:
-        result = _finish(cfg, plan, run, manifest, session, ctx, log)
+        result = _finish(cfg, plan, run, manifest, session, setup, log)
     except BaseException as exc:
         _stopped(run, manifest, session, exc, provider, reader)
         raise
     _close(provider, reader)
     return RunResult(run.path, result, manifest, computed)
-
-
-def failure_streak(streak: int, records: Sequence[dict[str, Any]]) -> int:
-    """Failed records in a row (in question order) after `records`, given the streak before them."""
-    for record in records:
-        streak = streak + 1 if record.get("status") == "failed" else 0
-    return streak
 
 
 def reader_down(cfg: RunConfig, reader: Reader, streak: int, records: Sequence[dict[str, Any]]) -> str:
@@ -368,7 +225,7 @@ def _stopped(run: RunDir, manifest: dict[str, Any], session: dict[str, Any], exc
 
 
 def _finish(cfg: RunConfig, plan: RunPlan, run: RunDir, manifest: dict[str, Any], session: dict[str, Any],
-            ctx: RunContext, log: FailureLog) -> dict[str, Any]:
+            setup: RunSetup, log: FailureLog) -> dict[str, Any]:
     """After the question loop: footprint, metrics, judges; writes metrics.json and the final manifest."""
     provider, task, split, questions, ks, digest = plan.provider, plan.task, plan.split, plan.questions, plan.ks, plan.digest
     session["ended"] = now()
@@ -377,16 +234,14 @@ def _finish(cfg: RunConfig, plan: RunPlan, run: RunDir, manifest: dict[str, Any]
     latest = run.read_records()
     records = [latest[q.qid] for q in questions]
     first = manifest["sessions"][0]
-    ctx.efficiency = {
+    ctx = RunContext.after_loop(setup, {
         "prepare_s": session["build_s"],
         "footprint_bytes": footprint,
         "peak_rss_bytes": max(s.get("peak_rss_bytes", 0) for s in manifest["sessions"]),
         "num_passages": task.num_passages,
         "first_session": first,
-    }
-    metrics = compute_metrics(records, questions, ctx, cfg.judges)  # before any judge is paid for
-    judgements = run_judges(cfg, records, questions, ctx, run, log)
-    add_judgements(metrics, questions, judgements)
+    })
+    metrics, judgements = score_run(records, questions, ctx, plan.metrics, run, log)
     metrics["run"] = {"config_hash": digest, "task": task.name, "split": split, "provider": cfg.provider, "reader": cfg.reader, "ks": list(ks)}
     manifest.pop("error", None)
     manifest["footprint_bytes"] = footprint
@@ -401,21 +256,6 @@ def _finish(cfg: RunConfig, plan: RunPlan, run: RunDir, manifest: dict[str, Any]
     return metrics
 
 
-def run_judges(cfg: RunConfig, records: Sequence[dict[str, Any]], questions: Sequence[Question], ctx: RunContext,
-               run: RunDir, log: FailureLog) -> dict[str, dict[str, Judgement]]:
-    """Per judge (`rag_bench.judging.Judge`) named with --judges, the judgement of each answered question."""
-    ok = [(r, q) for r, q in zip(records, questions) if r.get("status") == "ok"]
-    judgements: dict[str, dict[str, Judgement]] = {}
-    if not ctx.reader_answers:  # nothing to judge (the preflight said so)
-        return judgements
-    with log.capture_libraries():
-        for name in cfg.judges:
-            judge = registry().metrics.get(name)
-            if isinstance(judge, Judge):
-                judgements[name] = judge_questions(name, judge, [r for r, _ in ok], [q for _, q in ok], ctx, run, log)
-    return judgements
-
-
 def check_reader_fingerprint(manifest: dict[str, Any], found: dict[str, Any], path: Path) -> None:
     """Record the reader's fingerprint in the manifest; a resumed run whose reader answers differently stops."""
     section = manifest.setdefault("reader", {})
@@ -427,32 +267,3 @@ def check_reader_fingerprint(manifest: dict[str, Any], found: dict[str, Any], pa
     section["fingerprint"] = found
 
 
-def _new_manifest(cfg: RunConfig, plan: RunPlan, argv: Sequence[str] | None) -> dict[str, Any]:
-    provider, reader, task, split = plan.provider, plan.reader, plan.task, plan.split
-    return {
-        "config_hash": plan.digest,
-        "command": list(argv) if argv is not None else None,
-        "created": now(),
-        "software": software(),
-        "task": {
-            "name": task.name,
-            "version": task.version,
-            "files_sha256": task.files_sha256,
-            "sources_sha256": task.source_sha256,
-            "split": split,
-            "limit": cfg.limit,
-            "questions": len(plan.questions),
-            "passages": task.num_passages,
-        },
-        "provider": {"name": cfg.provider, "version": provider.version, "settings": provider.settings(),
-                     "plugin": registry().providers.entries[cfg.provider].plugin,
-                     "runtime_settings": list(provider.runtime_settings),
-                     "metadata": provider_metadata(cfg.provider, provider)},
-        "reader": {"name": cfg.reader, "settings": reader.settings(), "plugin": registry().readers.entries[cfg.reader].plugin,
-                   "runtime_settings": list(reader.runtime_settings)},
-        "ks": list(plan.ks),
-        "reader_k": plan.reader_k,
-        "judges": list(cfg.judges),
-        "batch_size": cfg.batch_size,
-        "seed": cfg.seed,
-    }

@@ -13,7 +13,7 @@ import pytest
 
 from rag_bench.leaderboard.collect import FORMAT, collect_entries
 from rag_bench.leaderboard.site import build_site
-from rag_bench.report.corpus_axis import FAMILY, FIGURE, build_axis, corpus_axis_section, corpus_size
+from rag_bench.study.report.corpus_axis import FAMILY, FIGURE, build_axis, corpus_axis_section, corpus_size
 
 from .helpers import run_quietly
 

@@ -140,7 +140,7 @@ def test_the_report_places_every_row_by_bytes_per_passage(card, tmp_path):
 def test_cut_rows_are_not_whole_passage_baselines_and_are_labelled_by_their_bytes():
     from types import SimpleNamespace
 
-    from rag_bench.report.render import _baselines, _label
+    from rag_bench.study.report.render import _baselines, _label
 
     def row(provider, cut, digest):
         settings = {"model": "minilm", **({"evidence_bytes": cut} if cut != "absent" else {})}
@@ -155,7 +155,7 @@ def test_cut_rows_are_not_whole_passage_baselines_and_are_labelled_by_their_byte
 def test_the_memory_is_compared_with_each_equal_bytes_row_question_by_question():
     from types import SimpleNamespace
 
-    from rag_bench.report.equal_bytes import _against_cut
+    from rag_bench.study.report.equal_bytes import _against_cut
 
     def row(provider, cut, rouge):
         settings = {} if cut == "absent" else {"evidence_bytes": cut}

@@ -8,14 +8,14 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from rag_bench.analysis.cli import analyze
-from rag_bench.analysis.multihop import (
+from rag_bench.study.analysis.cli import analyze
+from rag_bench.study.analysis.multihop import (
     answer_bearing,
     multihop_table,
     one_hop_detail,
     select_entries,
 )
-from rag_bench.analysis.multihop_render import render_markdown
+from rag_bench.study.analysis.multihop_render import render_markdown
 from rag_bench.cli import ErrorHandlingGroup
 from rag_bench.errors import RagBenchError
 from rag_bench.leaderboard.collect import collect_entries

@@ -5,7 +5,7 @@ import json
 from click.testing import CliRunner
 
 from rag_bench.cli import cli
-from rag_bench.report.render import verdict
+from rag_bench.study.report.render import verdict
 
 from .helpers import run_quietly, write_slice_card
 
@@ -61,7 +61,7 @@ def test_a_target_is_met_only_when_the_whole_interval_clears_it():
 def test_llm_memory_rows_show_each_control_and_the_paired_difference():
     from types import SimpleNamespace
 
-    from rag_bench.report.render import controls
+    from rag_bench.study.report.render import controls
 
     agg = {"evidence_rougeL": {"value": 0.4, "ci95": [0.38, 0.42], "n": 10},
            "control.shuffled_z.evidence_rougeL": {"value": 0.1, "ci95": [0.08, 0.12], "n": 10},
@@ -97,7 +97,7 @@ def answered(provider, reader, em, source, weights="w1"):
 def test_phase_three_pairs_llm_memory_with_each_baseline_under_the_same_reader_only(tmp_path):
     from functools import partial
 
-    from rag_bench.report.render import em_gap_rows
+    from rag_bench.study.report.render import em_gap_rows
 
     entry = partial(answered, source=tmp_path)
     # llm_memory answers 40 points below dense and level with bm25, all under one reader
@@ -113,7 +113,7 @@ def test_phase_three_pairs_llm_memory_with_each_baseline_under_the_same_reader_o
 
 
 def test_answers_are_plotted_per_reader_never_two_readers_on_one_axis(tmp_path):
-    from rag_bench.report.answers import answers_section
+    from rag_bench.study.report.answers import answers_section
 
     rows = [answered("dense", "extractive", 0.4, tmp_path), answered("bm25", "extractive", 0.3, tmp_path),
             answered("dense", "extractive", 0.2, tmp_path, weights="w2"), answered("bm25", "none", None, tmp_path)]

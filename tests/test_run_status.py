@@ -19,8 +19,8 @@ def _break(stage, monkeypatch):
         raise RuntimeError(f"broken {stage}")
 
     target = {"footprint": (registry().providers.get("bm25"), "footprint"),
-              "metrics": ("rag_bench.runner.compute_metrics", None),
-              "judges": ("rag_bench.runner.run_judges", None),
+              "metrics": ("rag_bench.evaluate.compute_metrics", None),
+              "judges": ("rag_bench.evaluate.judge_all", None),
               "write": ("rag_bench.run_dir.RunDir.write_metrics", None)}[stage]
     if target[1] is None:
         monkeypatch.setattr(target[0], boom)

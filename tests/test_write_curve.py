@@ -275,7 +275,7 @@ def test_bad_input_is_one_line(args, message, card, tmp_path):
 
 
 def test_report_section_draws_both_curves(bm25_result, tmp_path):
-    from rag_bench.report.write_curve import write_curves_section
+    from rag_bench.study.report.write_curve import write_curves_section
 
     out, _ = bm25_result
     report = tmp_path / "docs" / "RESULTS.md"

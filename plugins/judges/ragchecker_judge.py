@@ -35,7 +35,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
-from rag_bench.api import Failure, Judgement, Question, RunContext
+from rag_bench.api import Failure, Judgement, Question, RunContext, RunSetup
 
 from .ragchecker_env import ragchecker_python
 from .ragchecker_process import RagcheckerWorker
@@ -90,10 +90,10 @@ class RagcheckerJudge(EndpointJudge):
         with_evidence = any(text.strip() for text in record.get("evidence") or [])
         return tuple(PREFIX + name for name in (ALL if with_evidence else OVERALL))
 
-    def preflight(self, ctx: RunContext) -> None:
-        if ctx.reader_answers:
+    def preflight(self, setup: RunSetup) -> None:
+        if setup.reader_answers:
             ragchecker_python()  # fails fast, saying how to install RAGChecker, when it is nowhere
-        super().preflight(ctx)
+        super().preflight(setup)
 
     def judge(self, records: Sequence[dict[str, Any]], questions: Sequence[Question], ctx: RunContext) -> list[Judgement]:
         params = judge_params(ctx)

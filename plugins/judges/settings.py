@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Coroutine, Sequence, TypeVar
 
 from rag_bench.api import (
-    CircuitBreaker, EndpointDown, EndpointParams, RunContext, api_failure, async_client, params_to_dict, parse_params,
+    CircuitBreaker, EndpointDown, EndpointParams, RunSetup, api_failure, async_client, params_to_dict, parse_params,
 )
 
 T = TypeVar("T")
@@ -64,12 +64,12 @@ def judge_fingerprint(params: JudgeParams) -> dict[str, Any]:
     return {key: value for key, value in settings.items() if key not in RUNTIME}
 
 
-def judge_params(ctx: RunContext) -> JudgeParams:
+def judge_params(setup: RunSetup) -> JudgeParams:
     """The judges' settings for this run: -J settings over the openai reader's endpoint."""
     raw: dict[str, Any] = {}
-    if ctx.reader == "openai":
-        raw.update({key: ctx.reader_settings[key] for key in INHERITED if ctx.reader_settings.get(key) is not None})
-    raw.update(ctx.judge_settings)
+    if setup.reader == "openai":
+        raw.update({key: setup.reader_settings[key] for key in INHERITED if setup.reader_settings.get(key) is not None})
+    raw.update(setup.judge_settings)
     return parse_params(JudgeParams, raw, "judges (-J)")
 
 

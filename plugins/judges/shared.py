@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from rag_bench.api import (
-    EndpointDown, Failure, Judge, RunContext, api_failure, describe_error, failure_kind, preflight, warn,
+    EndpointDown, Failure, Judge, RunContext, RunSetup, api_failure, describe_error, failure_kind, preflight, warn,
 )
 
 from .settings import JudgeParams, judge_fingerprint, judge_params
@@ -38,11 +38,11 @@ def call_failure(exc: BaseException) -> Failure | None:
 class EndpointJudge(Judge):
     """An opt-in LLM judge on an OpenAI-compatible endpoint, checked before the question loop."""
 
-    def preflight(self, ctx: RunContext) -> None:
-        if not ctx.reader_answers:
-            warn(f"the reader {ctx.reader!r} gives no answers, so the judges have nothing to judge; pass --reader openai:MODEL")
+    def preflight(self, setup: RunSetup) -> None:
+        if not setup.reader_answers:
+            warn(f"the reader {setup.reader!r} gives no answers, so the judges have nothing to judge; pass --reader openai:MODEL")
             return
-        start(judge_params(ctx))
+        start(judge_params(setup))
 
     def settings(self, ctx: RunContext) -> dict[str, Any]:
         return judge_fingerprint(judge_params(ctx))

@@ -115,9 +115,9 @@ def task_plots(task_slug: str, entries: list[Entry], site: Path) -> list[Plot]:
 
 
 def corpus_axis_plot(entries: list[Entry], site: Path) -> tuple[Plot, list[str]] | None:
-    """The corpus-size axis over the NQ family's rows (rag_bench.report.corpus_axis) and the tasks to show it under;
+    """The corpus-size axis over the NQ family's rows (rag_bench.study.report.corpus_axis) and the tasks to show it under;
     None when no row of the family is there."""
-    from ..report.corpus_axis import FIGURE, board_plot
+    from ..study.report.corpus_axis import FIGURE, board_plot
 
     rel = f"plots/{FIGURE}"
     made = board_plot(entries, site, rel)

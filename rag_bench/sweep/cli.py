@@ -51,7 +51,7 @@ def sweep(spec_file, executor, max_parallel, runs_dir, out, dry_run, no_plots, c
     executor.
     """
     from ..errors import RagBenchError
-    from ..runner import plan_run
+    from ..run_plan import plan_run
     from .execute import STATUSES, cell_argv, cell_config, check_spec, is_finished, run_sweep
     from .factory import make_executor
     from .resources import parse_mem, parse_option, parse_time

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ..errors import RagBenchError
 from ..params import check_keys, parse_params
 from ..registry import registry
-from ..runner import RunConfig, plan_run, split_reader_spec
+from ..run_plan import RunConfig, plan_run, split_reader_spec
 from .executors import CellJob, CellResult, Executor, LocalExecutor, is_finished
 from .spec import Cell, SweepSpec
 

@@ -146,7 +146,7 @@ def run_remote_cell(job: CellJob, env: Mapping[str, str], header: str) -> CellRe
     """
     path = job.run_path
     if path is None:
-        from ..runner import plan_run
+        from ..run_plan import plan_run
 
         previous = os.getcwd()
         try:

@@ -18,6 +18,6 @@
    after each, score every batch written so far and the original passages:
    the forgetting curve (DSI++ style).
 
-The result is one JSON per (task, provider); `rag_bench.report.write_curve`
+The result is one JSON per (task, provider); `rag_bench.study.report.write_curve`
 draws it into docs/RESULTS.md.
 """

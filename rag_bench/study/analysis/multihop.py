@@ -28,14 +28,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import RagBenchError
-from ..leaderboard.collect import Entry
-from ..leaderboard.significance import paired_bootstrap
-from ..scoring.answer import normalize_answer
-from ..scoring.bootstrap import mean_with_ci
-from ..scoring.retrieval import all_gold_at, hit_at
-from ..task import Task
-from ..types import Passage, Question
+from ...errors import RagBenchError
+from ...leaderboard.collect import Entry
+from ...leaderboard.significance import paired_bootstrap
+from ...scoring.answer import normalize_answer
+from ...scoring.bootstrap import mean_with_ci
+from ...scoring.retrieval import all_gold_at, hit_at
+from ...task import Task
+from ...types import Passage, Question
 
 FOCUS = "llm_memory"
 ALL = "all"
@@ -255,7 +255,7 @@ def multihop_table(entries: Iterable[Entry], task: str, ks: Sequence[int] = DEFA
             f"run `rag-bench run --provider bm25 --task {task}` first, or pass the folder that holds them"
         )
     if loaded is None:
-        from ..task_store import load_task
+        from ...task_store import load_task
 
         loaded = load_task(task)
     passages = loaded.passages_by_id

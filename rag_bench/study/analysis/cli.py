@@ -21,10 +21,10 @@ def analyze():
 def multihop(sources, task, ks, out):
     """hit@k vs all_gold@k per provider and question type, and where the hops are lost (SOURCES: run
     directories, runs roots or published results, as for `rag-bench leaderboard build`)."""
-    from ..params import parse_ks
-    from ..jsonl import write_json_atomic, write_text_atomic
-    from ..leaderboard.collect import collect_entries
-    from ..manifest import now
+    from ...params import parse_ks
+    from ...jsonl import write_json_atomic, write_text_atomic
+    from ...leaderboard.collect import collect_entries
+    from ...manifest import now
     from .multihop import multihop_table
     from .multihop_render import render_markdown, render_plot
 

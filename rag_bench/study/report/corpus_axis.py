@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..leaderboard.collect import Entry
-from ..summary import format_aggregate, markdown_table
+from ...leaderboard.collect import Entry
+from ...summary import format_aggregate, markdown_table
 from .equal_bytes import bytes_per_passage
 
 #: The NQ corpus family's tasks (nq_5k is its 5,000-passage member; tests check this against the builder's MEMBERS).
@@ -104,8 +104,8 @@ def corpus_size(entry: Entry) -> int | None:
     passages = (entry.manifest.get("task") or {}).get("passages")
     if passages:
         return int(passages)
-    from ..errors import RagBenchError
-    from ..registry import registry
+    from ...errors import RagBenchError
+    from ...registry import registry
 
     try:
         card = registry().tasks.get(entry.task).card

@@ -17,8 +17,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..errors import RagBenchError
-from ..summary import format_aggregate, markdown_table
+from ...errors import RagBenchError
+from ...summary import format_aggregate, markdown_table
 
 #: Where the section finds its results, relative to the report's folder (docs/ for docs/RESULTS.md).
 WRITE_CURVES = Path("benchmarks") / "write_curves"

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import RagBenchError
-from ..leaderboard.collect import Entry, collect_entries
+from ...errors import RagBenchError
+from ...leaderboard.collect import Entry, collect_entries
 
 SWEEP_SUMMARY = "summary.json"
 CURVE = "curve.json"

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..leaderboard.collect import Entry
-from ..leaderboard.readers import group_key
-from ..summary import format_aggregate, markdown_table
+from ...leaderboard.collect import Entry
+from ...leaderboard.readers import group_key
+from ...summary import format_aggregate, markdown_table
 from .equal_bytes import bytes_per_passage, row_labels
 
 

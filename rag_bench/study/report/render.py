@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..analysis.multihop import FOCUS
-from ..leaderboard.collect import Entry
-from ..leaderboard.latency import latency_note
-from ..leaderboard.readers import group_key
-from ..leaderboard.significance import lower_is_better, paired_bootstrap
-from ..manifest import git_revision, now
-from ..summary import format_aggregate, markdown_table
-from ..sweep.summary import axes_of, grid_text, markdown as sweep_table, plot_name
+from ...leaderboard.collect import Entry
+from ...leaderboard.latency import latency_note
+from ...leaderboard.readers import group_key
+from ...leaderboard.significance import lower_is_better, paired_bootstrap
+from ...manifest import git_revision, now
+from ...summary import format_aggregate, markdown_table
+from ...sweep.summary import axes_of, grid_text, markdown as sweep_table, plot_name
 from .answers import answers_section
 from .corpus_axis import corpus_axis_section
 from .equal_bytes import cut_evidence, equal_bytes_section

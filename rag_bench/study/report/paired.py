@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..leaderboard.collect import Entry
-from ..leaderboard.significance import paired_bootstrap
+from ...leaderboard.collect import Entry
+from ...leaderboard.significance import paired_bootstrap
 
 
 def paired_difference(focus: Entry, other: Entry, metric: str) -> str:

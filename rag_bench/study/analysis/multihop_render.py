@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..summary import format_aggregate, markdown_table
+from ...summary import format_aggregate, markdown_table
 from .multihop import ONE_DETAIL
 
 DETAIL_HEADERS = {

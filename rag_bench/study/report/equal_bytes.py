@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.multihop import FOCUS
-from ..leaderboard.collect import Entry
-from ..summary import format_aggregate, markdown_table
+from ...leaderboard.collect import Entry
+from ...summary import format_aggregate, markdown_table
 from .paired import paired_difference
 
 METRICS = ("evidence_rougeL", "answer_recall@5")

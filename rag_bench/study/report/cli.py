@@ -17,8 +17,8 @@ def report(sources, runs_dir, out):
     """Write the results report: the research plan's four phases from finished runs (SOURCES: run folders,
     runs roots or published results; default RUNS_DIR), RUNS_DIR/sweeps/* and RUNS_DIR/adapt-curves/*."""
     from ..analysis.multihop import multihop_table
-    from ..errors import RagBenchError
-    from ..jsonl import write_text_atomic
+    from ...errors import RagBenchError
+    from ...jsonl import write_text_atomic
     from .render import MULTIHOP_TASK, render
     from .sources import gather
 
