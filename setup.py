@@ -1,13 +1,13 @@
 """Package discovery with the folder -> import-name mapping the layout needs.
 
-The top-level folders `plugins/` and `tasks/` are installed as `rag_bench_plugins`
-and `rag_bench_tasks` (and `leaderboard/` as `rag_bench_leaderboard`), so no
-generic names land in site-packages. Everything else is in pyproject.toml.
+The top-level folders `plugins/` (the built-in plugins, the task cards beside their
+builders in `plugins/builtin_tasks/`) and `leaderboard/` are installed as `rag_bench_plugins`
+and `rag_bench_leaderboard`, so no generic names land in site-packages. Everything else is in pyproject.toml.
 """
 
 from setuptools import find_packages, setup
 
-MAPPED = {"rag_bench_plugins": "plugins", "rag_bench_tasks": "tasks", "rag_bench_leaderboard": "leaderboard"}
+MAPPED = {"rag_bench_plugins": "plugins", "rag_bench_leaderboard": "leaderboard"}
 
 packages = find_packages(include=["rag_bench", "rag_bench.*"])
 for name, folder in MAPPED.items():

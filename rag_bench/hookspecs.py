@@ -46,7 +46,7 @@ def register_tasks(register):
     """Register tasks.
 
     Call ``register(task_definition)`` with a ``rag_bench.api.TaskDefinition``:
-    a task card (YAML, see ``tasks/nq_5k.yaml``) plus the function that builds
+    a task card (YAML, see ``plugins/builtin_tasks/nq_5k.yaml``) plus the function that builds
     the corpus and questions from the card's verified source files.
     """
 

@@ -20,11 +20,10 @@ import rag_bench.api as api
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_SRC = REPO / "examples" / "rag-bench-example-plugin" / "src"
-#: Import name -> folder, as installed (setup.py maps plugins/ and tasks/ to these names).
+#: Import name -> folder, as installed (setup.py maps plugins/ to its name).
 TREES = {
     "rag_bench": REPO / "rag_bench",
     "rag_bench_plugins": REPO / "plugins",
-    "rag_bench_tasks": REPO / "tasks",
     "rag_bench_example": EXAMPLE_SRC / "rag_bench_example",
 }
 API = "rag_bench.api"
@@ -92,8 +91,7 @@ def plugin_of(module: str) -> str | None:
 
 def boundary_violations(all_modules: dict[str, Path], root: Path = REPO) -> list[str]:
     """`file:line: what` for each plugin import of a rag_bench module other than rag_bench.api, or of another
-    plugin (a relative import that climbs out of its own plugin included). The task cards' data package
-    (`rag_bench_tasks`, which the built-in tasks read their cards from) is neither."""
+    plugin (a relative import that climbs out of its own plugin included)."""
     out = []
     for module, path in all_modules.items():
         mine = plugin_of(module)

@@ -29,8 +29,8 @@ def wheel(tmp_path_factory):
 def test_wheel_layout(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
-    assert tops == {"rag_bench", "rag_bench_plugins", "rag_bench_tasks", "rag_bench_leaderboard"}
-    assert "rag_bench_tasks/nq_5k.yaml" in names
+    assert tops == {"rag_bench", "rag_bench_plugins", "rag_bench_leaderboard"}
+    assert "rag_bench_plugins/builtin_tasks/nq_5k.yaml" in names
     for folder in (REPO / "plugins").iterdir():
         if (folder / "__init__.py").is_file():
             assert f"rag_bench_plugins/{folder.name}/__init__.py" in names, folder.name
@@ -43,10 +43,11 @@ def test_installed_wheel_finds_its_cards_and_plugins(wheel, tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)], check=True)
     code = (
-        "import rag_bench, rag_bench_tasks\n"
+        "import rag_bench\n"
+        "from rag_bench_plugins.builtin_tasks import card_path\n"
         "from rag_bench.registry import registry\n"
         "print(rag_bench.__file__)\n"
-        "print(rag_bench_tasks.card_path('nq_5k'))\n"
+        "print(card_path('nq_5k'))\n"
         "print(','.join(registry().providers.names()))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}

@@ -14,15 +14,15 @@ from rag_bench.errors import RagBenchError
 from rag_bench.local_task import definition_from_card_file
 from rag_bench.task import TaskCard, TaskDefinition
 from rag_bench.task_schema import CARD_KEYS, METRIC_FAMILIES, SOURCE_KEYS, card_problems, schema_markdown
-from rag_bench_tasks import card_path
+from rag_bench_plugins.builtin_tasks import card_path
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = sorted((REPO / "tasks").glob("*.yaml"))
+SHIPPED = sorted((REPO / "plugins" / "builtin_tasks").glob("*.yaml"))
 DOC = REPO / "docs" / "TASK_CARDS.md"
 
 
 def shipped(name: str) -> dict:
-    return copy.deepcopy(yaml.safe_load((REPO / "tasks" / f"{name}.yaml").read_text(encoding="utf-8")))
+    return copy.deepcopy(yaml.safe_load((REPO / "plugins" / "builtin_tasks" / f"{name}.yaml").read_text(encoding="utf-8")))
 
 
 def error_of(data, where: str = "my_card.yaml") -> str:
@@ -51,12 +51,12 @@ def test_the_installed_cards_are_the_shipped_ones():
 
 
 def test_parsed_fields_are_unchanged_by_the_schema():
-    card = TaskCard.from_yaml(REPO / "tasks" / "nq_5k.yaml")
+    card = TaskCard.from_yaml(REPO / "plugins" / "builtin_tasks" / "nq_5k.yaml")
     assert (card.name, card.version, card.splits, card.default_split, card.k) == (
         "nq_5k", 1, ("train", "dev", "test"), "test", (1, 5, 20))
     assert card.metrics == ("retrieval", "answer", "evidence", "efficiency")
     assert [s.name for s in card.sources] == ["nq_oracle", "flashrag_sample", "hotpotqa_dev"]
-    dpr = TaskCard.from_yaml(REPO / "tasks" / "nq_open_dpr.yaml")
+    dpr = TaskCard.from_yaml(REPO / "plugins" / "builtin_tasks" / "nq_open_dpr.yaml")
     assert dpr.external_corpus is not None and dpr.external_corpus.sources == ("lucene_index", "dense_index")
     assert "evidence" not in dpr.metrics  # no gold evidence: the card does not claim the family
 

@@ -17,7 +17,7 @@ from rag_bench.runner import build_provider, prepare_provider
 from rag_bench.task import TaskCard, TaskDefinition
 from rag_bench.task_store import prepare_definition
 from rag_bench_plugins.builtin_tasks import mirage
-from rag_bench_tasks import card_path
+from rag_bench_plugins.builtin_tasks import card_path
 
 from .helpers import run_quietly
 

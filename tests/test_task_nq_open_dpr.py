@@ -25,7 +25,7 @@ from rag_bench.registry import Entry, registry
 from rag_bench.task import TaskCard, TaskDefinition
 from rag_bench.task_store import load_task
 from rag_bench_plugins.builtin_tasks import nq_open_dpr
-from rag_bench_tasks import card_path
+from rag_bench_plugins.builtin_tasks import card_path
 
 from .helpers import run_quietly, serving
 

@@ -1,4 +1,4 @@
-"""Builder of the hotpotqa_5k task (see tasks/hotpotqa_5k.yaml for the construction it implements)."""
+"""Builder of the hotpotqa_5k task (see hotpotqa_5k.yaml, beside this module for the construction it implements)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from typing import Any, Iterator, Mapping
 from rag_bench.api import Passage, Question, RagBenchError, TaskCard, open_text, read_jsonl
 
 from .text import assign_splits
+
+#: The cards this module builds (`<name>.yaml` beside it).
+CARDS = ("hotpotqa_5k",)
 
 TYPES = ("bridge", "comparison")
 

@@ -1,4 +1,4 @@
-"""Builder of the mirage task (see tasks/mirage.yaml for the construction it implements).
+"""Builder of the mirage task (see mirage.yaml, beside this module for the construction it implements).
 
 The doc pool and the oracle are optional sources: without them the task has
 its questions and an empty corpus (closed-book providers only).
@@ -13,6 +13,9 @@ from typing import Any, Mapping
 from rag_bench.api import Passage, Question, RagBenchError, TaskCard, open_text
 
 from .text import assign_splits
+
+#: The cards this module builds (`<name>.yaml` beside it).
+CARDS = ("mirage",)
 
 QUESTION_FIELDS = ("source", "query_id", "query", "answer")
 CHUNK_FIELDS = ("mapped_id", "doc_name", "doc_chunk", "support")

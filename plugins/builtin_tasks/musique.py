@@ -1,4 +1,4 @@
-"""Builder of the musique task (see tasks/musique.yaml): 100 MuSiQue questions over their 1,890 paragraphs, test only."""
+"""Builder of the musique task (see musique.yaml, beside this module): 100 MuSiQue questions over their 1,890 paragraphs, test only."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from typing import Any, Mapping
 from rag_bench.api import Passage, Question, RagBenchError, TaskCard, gold_evidence
 
 from .hipporag_data import listed_paragraphs, read_json
+
+#: The cards this module builds (`<name>.yaml` beside it).
+CARDS = ("musique",)
 
 RECORD_FIELDS = ("id", "question", "answer", "answer_aliases", "paragraphs", "question_decomposition")
 

@@ -1,4 +1,4 @@
-"""Builder of the nq_5k task (see tasks/nq_5k.yaml for the construction it implements).
+"""Builder of the nq_5k task (see nq_5k.yaml, beside this module for the construction it implements).
 
 Its pieces (gold passages, FlashRAG passages, ranked HotpotQA distractors,
 questions) are also the first steps of the NQ corpus family (nq_family.py).
@@ -12,6 +12,9 @@ from typing import Mapping, Sequence
 from rag_bench.api import Passage, Question, RagBenchError, TaskCard, gold_evidence, read_jsonl
 
 from .text import assign_splits, rank_key
+
+#: The cards this module builds (`<name>.yaml` beside it).
+CARDS = ("nq_5k",)
 
 CORPUS_SIZE = 5000
 

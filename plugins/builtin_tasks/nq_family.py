@@ -1,6 +1,6 @@
 """Builder of the NQ corpus family: nq_5k's questions over nested corpora of 1K to ~17K passages.
 
-One builder serves every member's card (tasks/nq_1k.yaml, nq_2k5, nq_10k,
+One builder serves every member's card (nq_1k.yaml beside this module, nq_2k5, nq_10k,
 nq_17k; nq_5k itself is the 5K member). The card's `build` section gives the
 corpus size and how many gold passages it keeps; everything else is the same
 fixed order for every member, so each corpus contains every smaller one:
@@ -30,6 +30,8 @@ from .text import rank_key
 
 #: The family's cards built here; nq_5k, the 5,000-passage member, keeps its own builder (nq_5k.py).
 MEMBERS = ("nq_1k", "nq_2k5", "nq_10k", "nq_17k")
+#: The cards this module builds (`<name>.yaml` beside it).
+CARDS = MEMBERS
 
 #: Card source name, doc id prefix and reader of each extra paragraph file, in the order they join the pool.
 EXTRA_SOURCES: tuple[tuple[str, str, Callable[[Path], list[tuple[str, str]]]], ...] = (

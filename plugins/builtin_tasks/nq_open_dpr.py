@@ -13,6 +13,9 @@ from typing import Mapping
 
 from rag_bench.api import Passage, Question, RagBenchError, TaskCard, read_jsonl
 
+#: The cards this module builds (`<name>.yaml` beside it).
+CARDS = ("nq_open_dpr",)
+
 
 def read_questions(path: Path, id_prefix: str, split: str) -> list[Question]:
     """NQ-open rows (``question``, ``answer``) in file order, ids ``<prefix>-0000`` by row, all in `split`."""
