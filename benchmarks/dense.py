@@ -13,6 +13,9 @@ medians are reported. Harness overhead = provider / direct - 1. Query latency
 is ``provider.provide`` for one question at a time (p50 / p95 over
 ``--queries`` test questions, split into query encoding and FAISS search) and
 for batches of 32, with torch's thread count and with ``-P threads=1``. Footprint = index + text store, per 1,000 passages.
+``query_vs_encoder``: the provider's per-question provide at batch 32 against the encoder's own batch forward
+(``SentenceTransformer.encode`` of the same 32 prefixed questions), taking turns chunk by chunk; target <= 1.3x
+(issue 32: what the harness adds to a query besides the encoder, i.e. FAISS search and evidence lookup).
 
     python benchmarks/dense.py --model minilm --passages 1000 --repeats 3 --queries 200
 """
@@ -89,6 +92,32 @@ def latency(provider, questions, batch: int) -> dict[str, float]:
     }
 
 
+def query_vs_encoder(provider, model: SentenceTransformer, questions, batch: int, repeats: int) -> dict[str, float]:
+    """Median per-question ms of `provider.provide` and of the encoder's forward on the same prefixed questions at
+    batch `batch`, in alternating turns (which goes first alternates too), and their ratio."""
+    prefix = provider.model.query_prefix or ""
+    chunks = [questions[start : start + batch] for start in range(0, len(questions), batch)]
+    provided, encoded = [], []
+    for turn in range(repeats):
+        for i, chunk in enumerate(chunks):
+            texts = [prefix + q.text for q in chunk]
+
+            def one_provide():
+                t0 = time.perf_counter()
+                provider.provide(chunk, 20)
+                provided.append((time.perf_counter() - t0) * 1000 / len(chunk))
+
+            def one_encode():
+                t0 = time.perf_counter()
+                model.encode(texts, batch_size=batch, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+                encoded.append((time.perf_counter() - t0) * 1000 / len(chunk))
+
+            for step in ((one_provide, one_encode) if (turn + i) % 2 == 0 else (one_encode, one_provide)):
+                step()
+    p, e = statistics.median(provided), statistics.median(encoded)
+    return {"provide_ms_per_q": p, "encoder_forward_ms_per_q": e, "ratio": p / e, "target": 1.3, "met": p / e <= 1.3}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="nq_5k")
@@ -130,6 +159,7 @@ def main() -> None:
         prepare_provider("dense", provider, task)
         single = latency(provider, questions, 1)
         batched = latency(provider, questions, 32)
+        versus_encoder = query_vs_encoder(provider, model, questions, 32, args.repeats)
         footprint = provider.footprint()
         one_thread = build_provider("dense", {**settings, "threads": "1"})
         prepare_provider("dense", one_thread, task)
@@ -148,6 +178,7 @@ def main() -> None:
         "harness_overhead_pct": (h / d - 1) * 100,
         "query_latency_batch1": single,
         "query_latency_batch32": batched,
+        "query_vs_encoder": versus_encoder,
         "query_latency_batch1_threads1": single_1t,
         "query_latency_batch32_threads1": batched_1t,
         "torch_threads": torch.get_num_threads(),
