@@ -37,7 +37,6 @@ class Import:
     target: str
     names: tuple[str, ...]
     line: int
-    type_checking: bool
 
 
 def modules(trees: dict[str, Path]) -> dict[str, Path]:
@@ -52,31 +51,21 @@ def modules(trees: dict[str, Path]) -> dict[str, Path]:
     return out
 
 
-def _type_checking_lines(tree: ast.AST) -> set[int]:
-    lines: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for child in node.body:
-                lines.update(range(child.lineno, (child.end_lineno or child.lineno) + 1))
-    return lines
-
-
 def imports_of(module: str, path: Path) -> Iterator[Import]:
     """Every import statement in `path` (module level and inside functions), resolved to absolute names."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    guarded = _type_checking_lines(tree)
     package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield Import(module, alias.name, (), node.lineno, node.lineno in guarded)
+                yield Import(module, alias.name, (), node.lineno)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package[: len(package) - (node.level - 1)] if node.level - 1 <= len(package) else []
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            yield Import(module, target, tuple(a.name for a in node.names), node.lineno, node.lineno in guarded)
+            yield Import(module, target, tuple(a.name for a in node.names), node.lineno)
 
 
 def plugin_of(module: str) -> str | None:
