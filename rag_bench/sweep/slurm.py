@@ -4,7 +4,9 @@ The job runs the cell's own `rag-bench run` (executors.run_remote_cell), so the 
 the local executor's. What Slurm adds:
 
 - Pre-emption and time limits: submitit signals the job 90 s before it is stopped; the cell's `checkpoint` asks to be
-  requeued as it is, and the requeued job resumes the run from its records (up to 3 times per job).
+  requeued as it is, and the requeued job resumes the run from its records (up to 3 times per job). A job that Slurm
+  requeues itself (pre-emption with PreemptMode=REQUEUE, `scontrol requeue`) is waited for, not submitted again, even
+  though its interrupted first attempt left a result file. tests/test_sweep_slurm.py runs both on a real Slurm.
 - A job that ends without a result (cancelled, its node lost, its process killed) is submitted again, up to
   `retries` times; it resumes from its records too.
 - `<out>/slurm/jobs.json` records each cell's job, so a second `rag-bench sweep` (after `--no-wait`, or after the
@@ -206,6 +208,8 @@ class SlurmExecutor:
                 text = str(exc)
                 lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("-")]
                 if CellInterrupted.__name__ in text or "UncompletedJobError" in text:
+                    if states.get(handle.job_id) in ACTIVE:  # Slurm requeued the job itself (pre-emption, `scontrol
+                        return None  # requeue`) or it is still ending: the same job runs again, do not submit it twice
                     return f"slurm job {handle.job_id} was interrupted ({lines[-1] if lines else 'no detail'})"
                 return CellResult("failed", 0.0, f"slurm job {handle.job_id} raised: {(lines or ['?'])[-1][:400]}; "
                                   f"see {handle.paths.stdout}")
