@@ -12,6 +12,8 @@ from ..summary import table
 
 DEFAULT_RESULTS = Path("leaderboard/results")
 DEFAULT_TASKS = ("nq_5k", "hotpotqa_5k")
+#: Where `rag-bench write-curve` results are committed (its default --out).
+DEFAULT_WRITE_CURVES = Path("docs/benchmarks/write_curves")
 
 _sources = click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 
@@ -44,7 +46,10 @@ def leaderboard():
 @_sources
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Folder for the site (replaced if an earlier build is there).")
 @click.option("--no-plots", is_flag=True, help="Skip the matplotlib plots.")
-def build(sources, out, no_plots):
+@click.option("--write-curves", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help=f"Folder of `rag-bench write-curve` results to plot under their task (default: {DEFAULT_WRITE_CURVES} "
+                   "when it exists here).")
+def build(sources, out, no_plots, write_curves):
     """Build a static site from run directories and/or published results (SOURCES...)."""
     from .site import build_site
 
@@ -52,7 +57,11 @@ def build(sources, out, no_plots):
     if not entries:
         raise RagBenchError(f"no finished runs or published results under {', '.join(map(str, sources))}; "
                             "run `rag-bench run ...` first or pass leaderboard/results")
-    site = build_site(entries, out, plots=not no_plots)
+    if write_curves is None and DEFAULT_WRITE_CURVES.is_dir():
+        write_curves = DEFAULT_WRITE_CURVES
+    elif write_curves is not None and not write_curves.is_dir():
+        raise RagBenchError(f"--write-curves {write_curves}: no such folder")
+    site = build_site(entries, out, plots=not no_plots, write_curves=write_curves)
     click.echo(f"{len(entries)} row(s), {len(site.plots)} plot(s) -> {site.index.resolve().as_uri()}")
 
 

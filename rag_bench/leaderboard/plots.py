@@ -125,3 +125,30 @@ def corpus_axis_plot(entries: list[Entry], site: Path) -> tuple[Plot, list[str]]
         return None
     caption, tasks = made
     return Plot(rel, "corpus-size axis", caption), tasks
+
+
+def write_curve_plots(folder: Path, site: Path) -> dict[str, list[Plot]]:
+    """Per task, the write curve and the forgetting curve of the write-curve results in `folder` (`rag-bench
+    write-curve`; the figures RESULTS.md shows), drawn into the site; {} when the folder holds none."""
+    from ..study.report.write_curve import load_results, plot_forgetting, plot_write_curves
+
+    results = load_results(folder) if folder.is_dir() else []
+    plots: dict[str, list[Plot]] = {}
+    for task in dict.fromkeys(r.get("task", "?") for r in results):
+        group = [r for r in results if r.get("task") == task]
+        made = plots.setdefault(task, [])
+        commands = "; ".join(f"`{' '.join(r['command'])}`" for r in group if r.get("command"))
+        if any(r.get("can_write") for r in group):
+            rel = f"plots/write-{task}.png"
+            plot_write_curves(task, group, site / rel)
+            made.append(Plot(rel, "new documents: write curve",
+                             "Held-out dev passages written into each prepared provider: the new passages' recall@5 "
+                             "(dotted: the same provider prepared with them) and the old passages' retention, against "
+                             f"optimisation steps per passage (one write where none). From {folder.name}/: {commands}"))
+        if any(r.get("forgetting") for r in group):
+            rel = f"plots/forgetting-{task}.png"
+            plot_forgetting(task, group, site / rel)
+            made.append(Plot(rel, "new documents: forgetting curve",
+                             "The held-out passages written in batches one after another; after each batch, the "
+                             "recall@5 of the original passages and of every batch written so far."))
+    return plots

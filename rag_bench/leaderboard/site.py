@@ -18,7 +18,7 @@ from ..manifest import now
 from .collect import Entry
 from .index_page import TaskView, index_body
 from .markup import ASSETS, asset_text, page
-from .plots import corpus_axis_plot, task_plots
+from .plots import corpus_axis_plot, task_plots, write_curve_plots
 from .readers import label, reader_groups
 from .run_page import run_body
 
@@ -52,8 +52,9 @@ def _prepare_out(out: Path) -> None:
     (out / MARKER).write_text("built by `rag-bench leaderboard build`; the whole folder is replaced on rebuild\n")
 
 
-def build_site(entries: list[Entry], out: Path, plots: bool = True) -> BuiltSite:
-    """Write the site for `entries` into `out` (replacing an earlier build there)."""
+def build_site(entries: list[Entry], out: Path, plots: bool = True, write_curves: Path | None = None) -> BuiltSite:
+    """Write the site for `entries` into `out` (replacing an earlier build there); `write_curves` is a folder of
+    `rag-bench write-curve` results whose curves are shown under their task."""
     _prepare_out(out)
     built = now()
     for asset in ASSETS:
@@ -63,13 +64,15 @@ def build_site(entries: list[Entry], out: Path, plots: bool = True) -> BuiltSite
         by_task.setdefault(entry.task, []).append(entry)
     views = []
     axis = corpus_axis_plot(entries, out) if plots else None  # one image across tasks, shown under each of them
+    writes = write_curve_plots(write_curves, out) if plots and write_curves is not None else {}
     for task in sorted(by_task):
         # One table per reader: rows whose readers' fingerprints differ are never ranked in one column.
         groups = reader_groups(by_task[task])
         for key, fp, group in groups:
             view_slug = slug(task) if len(groups) == 1 else f"{slug(task)}--{key}"
             made = task_plots(view_slug, group, out) if plots else []
-            made += [axis[0]] if axis and task in axis[1] and key == groups[0][0] else []  # once per task
+            if key == groups[0][0]:  # once per task
+                made += ([axis[0]] if axis and task in axis[1] else []) + writes.get(task, [])
             views.append(TaskView(task, view_slug, group, made, reader_label=label(fp), reader_groups=len(groups)))
     index = out / "index.html"
     index.write_text(page("rag-bench leaderboard", index_body(views), "", built), encoding="utf-8")
