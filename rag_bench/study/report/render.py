@@ -23,6 +23,7 @@ from .answers import answers_section
 from .corpus_axis import corpus_axis_section
 from .equal_bytes import cut_evidence, equal_bytes_section
 from .paired import paired_difference
+from .phase2 import default_line
 from .sources import ReportInputs
 from .write_curve import write_curves_section
 
@@ -303,7 +304,7 @@ def sweeps(inputs: ReportInputs, figures: Path, out_md: Path) -> str:
                   f"Grid {grid_text(summary)}; fixed {fixed}; "
                   f"{slice_} the {summary.get('split') or 'default'} split; reader {summary['reader']}; "
                   f"cells ran {summary.get('max_parallel', 1)} at a time, so latencies share the machine.", "",
-                  f"Command: {code(summary.get('command'))}", "", sweep_table(summary)]
+                  f"Command: {code(summary.get('command'))}", "", sweep_table(summary), "", default_line(summary), ""]
         for metric in summary["metrics"]:
             heat = folder / plot_name(metric)
             if heat.is_file():
