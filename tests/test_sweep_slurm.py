@@ -153,6 +153,31 @@ def slow_cell_mid_run(ledger: Path, cwd: Path) -> dict:
     return slow
 
 
+def sweep_setup(slurm: dict, slice_card: Path, plugin_site: Path, tmp_path: Path) -> tuple[Path, Path, Path, dict]:
+    """The slow two-cell spec written under `tmp_path`, the runs and output folders, and the environment that
+    reaches the test's Slurm with the plugin installed."""
+    spec = tmp_path / "slow.yaml"
+    spec.write_text(SPEC.format(task=slice_card))
+    env = {**env_with(plugin_site), "SLURM_CONF": slurm["SLURM_CONF"]}
+    return spec, tmp_path / "runs", tmp_path / "out", env
+
+
+def stop_slow_cell_mid_sweep(stop: list[str], spec: Path, runs: Path, out: Path, env: dict):
+    """Run the sweep, stop the slow cell's job with `stop + [job id]` once it is mid-run, and wait for the sweep:
+    (the finished sweep process, its output, the slow cell's ledger entry before the stop)."""
+    cwd = spec.parent
+    sweep = subprocess.Popen(sweep_args(spec, runs, out), env=env, cwd=cwd, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        slow = slow_cell_mid_run(out / "slurm" / "jobs.json", cwd)
+        subprocess.run([*stop, slow["job_id"]], env=env, check=True)
+        output, _ = sweep.communicate(timeout=480)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    return sweep, output, slow
+
+
 def computed_in_last_attempt(log: str) -> int:
     """How many questions the cell's last attempt computed (the `N computed now` of its log's last lines)."""
     return int(log.rsplit(" computed now", 1)[0].rsplit(" ", 1)[1])
@@ -160,20 +185,9 @@ def computed_in_last_attempt(log: str) -> int:
 
 def test_a_cancelled_cell_is_resubmitted_and_resumes_and_the_summary_collects_both(slurm, slice_card, plugin_site,
                                                                                   tmp_path):
-    spec = tmp_path / "slow.yaml"
-    spec.write_text(SPEC.format(task=slice_card))
-    runs, out = tmp_path / "runs", tmp_path / "out"
-    env = {**env_with(plugin_site), "SLURM_CONF": slurm["SLURM_CONF"]}
-    sweep = subprocess.Popen(sweep_args(spec, runs, out), env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-    try:
-        ledger = out / "slurm" / "jobs.json"
-        slow = slow_cell_mid_run(ledger, tmp_path)
-        subprocess.run(["scancel", slow["job_id"]], env=env, check=True)
-        output, _ = sweep.communicate(timeout=480)
-    finally:
-        if sweep.poll() is None:
-            sweep.kill()
+    out = tmp_path / "out"
+    ledger = out / "slurm" / "jobs.json"
+    sweep, output, slow = stop_slow_cell_mid_sweep(["scancel"], *sweep_setup(slurm, slice_card, plugin_site, tmp_path))
     assert sweep.returncode == 0, output
     assert "2 run now, 0 finished before, 0 failed" in output
 
@@ -222,20 +236,9 @@ STOPS = {"time-limit": ["scancel", "--signal=USR2"], "pre-emption": ["scontrol",
 def test_a_stopped_cell_is_requeued_as_the_same_job_and_resumes(stop, slurm, slice_card, plugin_site, tmp_path):
     """The slow cell's job, stopped mid-run as Slurm stops it, runs again as the same job (not a second submission)
     and resumes its run from its records; the sweep waits for it and collects both cells."""
-    spec = tmp_path / "slow.yaml"
-    spec.write_text(SPEC.format(task=slice_card))
-    runs, out = tmp_path / "runs", tmp_path / "out"
-    env = {**env_with(plugin_site), "SLURM_CONF": slurm["SLURM_CONF"]}
-    sweep = subprocess.Popen(sweep_args(spec, runs, out), env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-    try:
-        ledger = out / "slurm" / "jobs.json"
-        slow = slow_cell_mid_run(ledger, tmp_path)
-        subprocess.run([*STOPS[stop], slow["job_id"]], env=env, check=True)
-        output, _ = sweep.communicate(timeout=480)
-    finally:
-        if sweep.poll() is None:
-            sweep.kill()
+    out = tmp_path / "out"
+    ledger = out / "slurm" / "jobs.json"
+    sweep, output, slow = stop_slow_cell_mid_sweep(STOPS[stop], *sweep_setup(slurm, slice_card, plugin_site, tmp_path))
     assert sweep.returncode == 0, output
     assert "2 run now, 0 finished before, 0 failed" in output
     summary = json.loads((out / "summary.json").read_text())
@@ -260,10 +263,7 @@ def test_no_wait_submits_and_returns_and_the_same_command_collects_without_submi
                                                                                               plugin_site, tmp_path):
     """`--no-wait` submits the cells and exits 0; the same command without it waits for the jobs in the ledger and
     writes the summary, submitting nothing again."""
-    spec = tmp_path / "slow.yaml"
-    spec.write_text(SPEC.format(task=slice_card))
-    runs, out = tmp_path / "runs", tmp_path / "out"
-    env = {**env_with(plugin_site), "SLURM_CONF": slurm["SLURM_CONF"]}
+    spec, runs, out, env = sweep_setup(slurm, slice_card, plugin_site, tmp_path)
     submit = subprocess.run(sweep_args(spec, runs, out, "--no-wait"), env=env, cwd=tmp_path, capture_output=True,
                             text=True, timeout=300)
     assert submit.returncode == 0, submit.stderr
