@@ -10,6 +10,7 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from rag_bench.api import Passage, RagBenchError
 
@@ -81,7 +82,7 @@ class NewPassageBatch:
 
 def add_passages(system: MemorySystem, passages: Sequence[Passage], steps: int = WRITE_STEPS, lr: float = WRITE_LR,
                  seed: int = 0, checkpoints: Sequence[int] = (),
-                 on_checkpoint: Callable[[WritePoint], None] | None = None) -> AddReport:
+                 on_checkpoint: Callable[[WritePoint], None] | None = None, progress: bool = True) -> AddReport:
     """Append one optimised z_new per passage to Z; nothing else in the model changes.
 
     z_new starts from the passage's content (least-squares inverse of the
@@ -93,6 +94,7 @@ def add_passages(system: MemorySystem, passages: Sequence[Passage], steps: int =
     content initialisation) with a `WritePoint`; it may evaluate the memory
     (see `appended`) but must not change z_new. Adam at a constant rate makes
     the state after N steps of this run the state of a fresh N-step run.
+    Each step is one full batch over every new passage's indexing examples; `progress` shows a bar over the steps.
     """
     if not passages:
         raise RagBenchError("memory add: no passages given")
@@ -127,6 +129,8 @@ def add_passages(system: MemorySystem, passages: Sequence[Passage], steps: int =
     before = measure(0, 0.0)
     optimizer = torch.optim.Adam([z_new], lr=lr)
     seconds = 0.0
+    bar = tqdm(total=steps, desc=f"llm_memory write ({len(passages)} passages)", unit="step",
+               disable=not progress or steps == 0)
     for step in range(1, steps + 1):
         start = time.perf_counter()
         loss = objective()[0].mean()
@@ -134,8 +138,10 @@ def add_passages(system: MemorySystem, passages: Sequence[Passage], steps: int =
         loss.backward()
         optimizer.step()
         seconds += time.perf_counter() - start
+        bar.update(1)
         if step in checkpoints and step < steps:
             measure(step, seconds)
+    bar.close()
     after = measure(steps, seconds) if steps else before
     _append(system, passages, z_new)
     for name, p in model.named_parameters():
