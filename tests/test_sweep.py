@@ -160,7 +160,7 @@ def test_every_sweep_file_in_benchmarks_loads_and_names_real_settings():
     research = specs["llm_memory_research_8b.yaml"]
     assert research.params["base"] == "Qwen/Qwen3-8B" and research.params["quantization"] == "4bit"
     assert research.resources.gpus == 1 and research.resources.time_min == 12 * 60
-    assert specs["llm_memory_z_m.yaml"].resources.gpus is None  # the files written before resources: load unchanged
+    assert specs["phase2_z_dim.yaml"].resources.gpus is None  # a file without resources: runs where it is started
 
 
 def test_an_executor_whose_engine_is_missing_or_unknown_is_one_clear_error(monkeypatch, tmp_path):
