@@ -8,7 +8,8 @@ with dense's insert of the same passages as the peer, in one process, taking tur
   memory is the cached one that `rag-bench write-curve --task nq_5k --provider llm_memory -P max_train_steps=500
   -P closed_book_control=false -P control_every=0 --held-out 100 --batches 5` prepared;
 * each timed write starts from a freshly loaded provider (loading is not timed) and writes the first batch of the
-  held-out passages, at each step count of ``--steps`` for llm_memory, once for dense;
+  held-out passages, at each step count of ``--steps`` for llm_memory, once for dense, timed by the write curve's
+  own `timed_write` (the same seconds the published curve records);
 * medians over ``--repeats``; seconds per document and per optimiser step, and the ratio to dense's insert.
 
     python benchmarks/llm_memory_write.py --steps 0,25,50 --repeats 2
@@ -21,24 +22,23 @@ import json
 import os
 import platform
 import statistics
-import time
 
+from rag_bench.params import parse_steps
 from rag_bench.preparation import build_provider, prepare_provider
 from rag_bench.task_store import load_task
 from rag_bench.write_curve.heldout import select_held_out, task_without
+from rag_bench.write_curve.protocol import timed_write
 
 LLM_MEMORY = {"max_train_steps": "500", "closed_book_control": "false", "control_every": "0"}
 DENSE = {"model": "minilm"}
 
 
-def timed_write(name: str, settings: dict[str, str], view, passages, steps: int | None) -> float:
+def write_seconds(name: str, settings: dict[str, str], view, passages, steps: int | None) -> float:
     """Seconds of one `write` into a freshly prepared provider (preparation, normally a cache load, untimed)."""
     provider = build_provider(name, dict(settings))
     try:
         prepare_provider(name, provider, view)
-        start = time.perf_counter()
-        provider.write(list(passages), steps=steps)
-        return time.perf_counter() - start
+        return timed_write(provider, name, passages, steps, seed=0)["seconds"]
     finally:
         provider.close()
 
@@ -51,19 +51,19 @@ def main() -> None:
     parser.add_argument("--steps", default="0,25,50")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    steps = [int(s) for s in args.steps.split(",")]
+    steps = parse_steps(args.steps)
     task = load_task(args.task)
     held = select_held_out(task, args.held_out, args.batches, seed=0)
     view = task_without(task, held.doc_ids)
     passages = held.batches[0]
-    timed_write("dense", DENSE, view, passages[:1], None)  # warm-up: imports, model files in the page cache
+    write_seconds("dense", DENSE, view, passages[:1], None)  # warm-up: imports, model files in the page cache
     rows = []
     for count in steps:
         memory, dense = [], []
         for repeat in range(args.repeats):
             turns = [("llm_memory", LLM_MEMORY, count, memory), ("dense", DENSE, None, dense)]
             for name, settings, s, out in (turns if repeat % 2 == 0 else turns[::-1]):
-                out.append(timed_write(name, settings, view, passages, s))
+                out.append(write_seconds(name, settings, view, passages, s))
         m, d = statistics.median(memory), statistics.median(dense)
         rows.append({"steps": count, "llm_memory_s_per_doc": m / len(passages),
                      "llm_memory_s_per_step": m / count if count else None,
